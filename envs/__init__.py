@@ -1,0 +1,17 @@
+"""The Predator-Prey goal environment, registered with gymnasium as PredatorPrey-v0.
+
+    env = gymnasium.make("PredatorPrey-v0", prey="attract", spawn="random")
+    envs = gymnasium.make_vec("PredatorPrey-v0", num_envs=1024, vectorization_mode="vector_entry_point")
+"""
+
+import gymnasium
+
+from envs.predator_prey import (PREY_BEHAVIOURS, SPAWN_MODES, PredatorPreyCore, PredatorPreyEnv,
+                                PredatorPreyVectorEnv)
+
+__all__ = ["PREY_BEHAVIOURS", "SPAWN_MODES", "PredatorPreyCore", "PredatorPreyEnv", "PredatorPreyVectorEnv"]
+
+if "PredatorPrey-v0" not in gymnasium.registry:
+    gymnasium.register("PredatorPrey-v0", entry_point="envs.predator_prey:PredatorPreyEnv",
+                       vector_entry_point="envs.predator_prey:PredatorPreyVectorEnv",
+                       disable_env_checker=True)
