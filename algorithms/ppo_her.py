@@ -237,6 +237,23 @@ def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random
     return {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
 
 
+def score_copies(agent, obs, actions, copies, num_dims, gamma, lam, device) -> dict:
+    """Observations of the relabelled copies (desired goal replaced), their log pi(a|s,g') and V(s,g') under the
+    rollout policy (no importance weights, as the authors), and GAE per copy (each ends terminal)."""
+    her_obs = obs[copies["index"]].copy()
+    her_obs[:, -num_dims:] = copies["goal"]
+    # next state of a copy's step: the next real step under the same goal (unused where the copy ends)
+    her_next_obs = obs[np.minimum(copies["index"] + 1, len(obs) - 1)].copy()
+    her_next_obs[:, -num_dims:] = copies["goal"]
+    her_actions = actions[copies["index"]]
+    with torch.no_grad():
+        _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(her_obs).to(device), her_actions)
+        values = values.flatten().cpu().numpy()
+        next_values = agent.get_value(torch.from_numpy(her_next_obs).to(device)).flatten().cpu().numpy()
+    advantages = compute_gae(copies["reward"], values, next_values, copies["terminal"], copies["copy_end"], gamma, lam)
+    return dict(obs=her_obs, actions=her_actions, logprobs=logprobs, values=values, advantages=advantages)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     check_args(args)
@@ -343,25 +360,13 @@ if __name__ == "__main__":
                     dict(desired_goal=b_obs[:, -args.num_dims:], next_achieved_goal=env_major(next_achieved),
                          episode_steps=env_major(episode_steps), fragment_end=fragment_end),
                     args.her_strategy, args.her_k, compute_reward, her_rng)
-                her_obs = b_obs[copies["index"]].copy()
-                her_obs[:, -args.num_dims:] = copies["goal"]
-                # next state of a copy: the next real step's obs under the same goal (unused where terminal)
-                her_next_obs = b_obs[np.minimum(copies["index"] + 1, batch_size - 1)].copy()
-                her_next_obs[:, -args.num_dims:] = copies["goal"]
-                with torch.no_grad():  # log pi(a|s,g') and V(s,g') under the rollout policy, no importance weights
-                    her_actions = b_actions[copies["index"]]
-                    _, her_logprobs, _, her_values = agent.get_action_and_value(
-                        torch.from_numpy(her_obs).to(device), her_actions)
-                    her_values = her_values.flatten().cpu().numpy()
-                    her_next_values = agent.get_value(torch.from_numpy(her_next_obs).to(device)).flatten().cpu().numpy()
-                her_advantages = compute_gae(copies["reward"], her_values, her_next_values, copies["terminal"],
-                                             copies["copy_end"], args.gamma, args.gae_lambda)
-                b_obs = np.concatenate([b_obs, her_obs])
-                b_actions = torch.cat([b_actions, her_actions])
-                b_logprobs = torch.cat([b_logprobs, her_logprobs])
-                b_advantages = np.concatenate([b_advantages, her_advantages])
-                b_returns = np.concatenate([b_returns, her_advantages + her_values])
-                b_values = np.concatenate([b_values, her_values])
+                her = score_copies(agent, b_obs, b_actions, copies, args.num_dims, args.gamma, args.gae_lambda, device)
+                b_obs = np.concatenate([b_obs, her["obs"]])
+                b_actions = torch.cat([b_actions, her["actions"]])
+                b_logprobs = torch.cat([b_logprobs, her["logprobs"]])
+                b_advantages = np.concatenate([b_advantages, her["advantages"]])
+                b_returns = np.concatenate([b_returns, her["advantages"] + her["values"]])
+                b_values = np.concatenate([b_values, her["values"]])
                 finished_successes += int((copies["reward"] > 0).sum())
                 finished_episodes += int(copies["terminal"].sum())
                 writer.add_scalar("her/relabelled_fraction", len(copies["index"]) / len(b_obs), global_step)

@@ -1,0 +1,24 @@
+"""Shared test helpers: load an algorithm script as a module, run one as a command."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ALGORITHMS = Path(__file__).resolve().parents[1] / "algorithms"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `from conftest import ...` in the test files
+
+
+def load_script(name: str):
+    """Import algorithms/<name>.py without running its main block."""
+    spec = importlib.util.spec_from_file_location(name, ALGORITHMS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, cwd, *flags, timeout=600) -> subprocess.CompletedProcess:
+    """Run algorithms/<name>.py with flags in `cwd` (its runs/ lands there), one torch thread."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(ALGORITHMS / f"{name}.py"), *flags], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
