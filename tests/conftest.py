@@ -1,4 +1,4 @@
-"""Shared test helpers: load an algorithm script as a module, run one as a command."""
+"""Shared test helpers: load an algorithm script as a module, run one as a command, read its TensorBoard log."""
 import importlib.util
 import os
 import subprocess
@@ -22,3 +22,20 @@ def run_script(name: str, cwd, *flags, timeout=600) -> subprocess.CompletedProce
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(ALGORITHMS / f"{name}.py"), *flags], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(name: str, cwd, *flags) -> None:
+    """Bad flags: non-zero exit, exactly one line on stderr, no traceback."""
+    out = run_script(name, cwd, *flags)
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+
+
+def read_scalars(cwd) -> dict:
+    """The scalars of the one TensorBoard run under cwd/runs: {tag: {global step: value}}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run,) = (Path(cwd) / "runs").iterdir()
+    log = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    log.Reload()
+    return {tag: {event.step: event.value for event in log.Scalars(tag)} for tag in log.Tags()["scalars"]}
