@@ -195,7 +195,8 @@ def reward_entropy(s_ratio: float) -> float:
     return float(-sum(p * np.log2(p) for p in (s_ratio, 1.0 - s_ratio) if p > 0))
 
 
-# ALGO LOGIC: hindsight relabelling of the rollout's episode fragments (paper, Sec. 3 / Algorithm 1)
+# ALGO LOGIC: hindsight relabelling of the rollout's episode fragments (the paper relabels each rollout before its
+# PPO update; we have no text of it here to cite line numbers from: the steps follow DESIGN.md "PPO-HER")
 def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator) -> dict:
     """Relabelled copies of every episode fragment of a rollout.
 
@@ -354,7 +355,7 @@ if __name__ == "__main__":
             finished_successes = int((env_major(rewards) > 0).sum())
             finished_episodes = int(real_terminal.sum())
 
-            # ALGO LOGIC: HER (paper Sec. 3): relabel, recompute rewards, log-probs, values and GAE per copy
+            # ALGO LOGIC: HER: relabel, recompute rewards, log-probs, values and GAE per copy
             if args.her:
                 copies = relabel(
                     dict(desired_goal=b_obs[:, -args.num_dims:], next_achieved_goal=env_major(next_achieved),
