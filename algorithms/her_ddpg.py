@@ -12,6 +12,8 @@
 # Budget: `--total-timesteps` counts training env steps (stored transitions); the run stops exactly there
 # (the last episode batch is cut short if needed). An epoch is `n_cycles` cycles of (one episode per env,
 # then `n_batches` updates), followed by `n_test_rollouts` deterministic episodes per env.
+import contextlib
+import io
 import os
 import random
 import signal
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import gymnasium as gym
-import gymnasium_robotics
 import numpy as np
 import torch
 import torch.nn as nn
@@ -31,6 +32,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 import envs as predator_prey  # noqa: F401  registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
 
+with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
+    import gymnasium_robotics
 gym.register_envs(gymnasium_robotics)
 
 
@@ -44,6 +47,8 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
     """if toggled, cuda is used when available"""
+    torch_threads: int = 1
+    """CPU threads of torch (1 leaves the other cores to the env subprocesses; more help on an idle machine only)"""
     save_model: bool = False
     """save the networks and the normalisers to runs/{run_name}/"""
 
@@ -129,7 +134,7 @@ def check_args(args: Args) -> None:
         "replay-k must be >= 0": args.replay_k < 0,
         "gamma must be in [0, 1)": not 0 <= args.gamma < 1,
         "clip-obs, norm-eps and norm-clip must be positive": min(args.clip_obs, args.norm_eps, args.norm_clip) <= 0,
-        "hidden-size must be positive": args.hidden_size <= 0,
+        "hidden-size and torch-threads must be positive": min(args.hidden_size, args.torch_threads) <= 0,
         "learning rates must be positive": min(args.policy_lr, args.q_lr) <= 0,
         "polyak must be in [0, 1]": not 0 <= args.polyak <= 1,
         "action-l2 and noise-eps must be >= 0": min(args.action_l2, args.noise_eps) < 0,
@@ -439,6 +444,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     rng = np.random.default_rng(args.seed)
 

@@ -1,0 +1,314 @@
+"""Tests of algorithms/her_ddpg.py (DDPG + HER as in OpenAI baselines; spec: ../shared/DESIGN.md, "DDPG + HER").
+
+The script's helpers are imported from the file itself; the end-to-end runs are subprocesses with tiny budgets.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs  # noqa: F401  (registers PredatorPrey-v0)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "algorithms" / "her_ddpg.py"
+_spec = importlib.util.spec_from_file_location("her_ddpg", SCRIPT)
+her_ddpg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(her_ddpg)
+
+K4 = 1.0 - 1.0 / (1.0 + 4)  # future_p for replay_k = 4
+
+
+def labelled_episodes(lengths, T, goal_dim=3, obs_dim=2, act_dim=2, first_id=0):
+    """Episodes whose every entry says where it comes from: ag[e, j] = (id, j, 0), g[e, j] = (id, j, 1),
+    o[e, j] = (id, j), u[e, t] = (id, t). Rows past an episode's end are NaN: they must never be sampled."""
+    n = len(lengths)
+    ids = np.arange(first_id, first_id + n, dtype=np.float32)[:, None]
+    steps = np.arange(T + 1, dtype=np.float32)[None, :]
+    ep = dict(o=np.stack(np.broadcast_arrays(ids, steps), -1).astype(np.float32),
+              ag=np.stack(np.broadcast_arrays(ids, steps, np.zeros_like(steps)), -1).astype(np.float32),
+              g=np.stack(np.broadcast_arrays(ids, steps, np.ones_like(steps)), -1).astype(np.float32),
+              u=np.stack(np.broadcast_arrays(ids, steps[:, :T]), -1).astype(np.float32),
+              length=np.asarray(lengths, np.int64))
+    assert ep["o"].shape == (n, T + 1, obs_dim) and ep["ag"].shape == (n, T + 1, goal_dim)
+    assert ep["u"].shape == (n, T, act_dim)
+    for e, length in enumerate(lengths):
+        for key in ("o", "ag", "g"):
+            ep[key][e, length + 1:] = np.nan
+        ep["u"][e, length:] = np.nan
+    return ep
+
+
+def zero_reward(ag_next, g, info):
+    return np.zeros(len(g), np.float32)
+
+
+def sample(episodes, n, future_p=K4, compute_reward=zero_reward, terminal=False, seed=0):
+    return her_ddpg.sample_her_transitions(episodes, n, future_p, compute_reward, terminal,
+                                           np.random.default_rng(seed))
+
+
+def test_relabelled_share_is_k_over_k_plus_1():
+    """k = 4 relabels 1 - 1/(1+k) = 4/5 of a batch (baselines future_p); k = 0 relabels nothing."""
+    episodes = labelled_episodes([50] * 20, T=50)
+    batch = sample(episodes, 200_000)
+    assert abs(batch["her"].mean() - 0.8) < 0.005
+    assert not sample(episodes, 10_000, future_p=0.0)["her"].any()
+
+
+def test_future_goals_come_from_the_same_episode_after_the_transition():
+    """A relabelled goal is the achieved goal of the same episode at a step in t+1 .. length (the final obs
+    included); the other goals and the next goals are the stored ones; every step t+1 .. T can be drawn."""
+    T = 50
+    episodes = labelled_episodes([T] * 8, T=T)
+    batch = sample(episodes, 100_000)
+    her, t, ep = batch["her"], batch["t"], batch["ep"]
+    np.testing.assert_array_equal(batch["o"][:, 0], ep)           # o, u, o_next of transition (ep, t)
+    np.testing.assert_array_equal(batch["o"][:, 1], t)
+    np.testing.assert_array_equal(batch["u"][:, 1], t)
+    np.testing.assert_array_equal(batch["o_next"][:, 1], t + 1)
+    np.testing.assert_array_equal(batch["ag_next"][:, 1], t + 1)
+    g = batch["g"][her]
+    np.testing.assert_array_equal(g[:, 0], ep[her])               # same episode
+    np.testing.assert_array_equal(g[:, 2], 0)                     # an achieved goal, not a desired one
+    assert (g[:, 1] >= t[her] + 1).all() and (g[:, 1] <= T).all()  # at or after the next step
+    np.testing.assert_array_equal(g[:, 1], batch["future_t"][her])
+    np.testing.assert_array_equal(batch["g_next"][her], g)        # a relabelled goal stays fixed
+    offsets = g[:, 1] - t[her]
+    assert offsets.min() == 1 and offsets.max() == T              # both ends reachable
+    real = ~her
+    np.testing.assert_array_equal(batch["g"][real], episodes["g"][ep[real], t[real]])
+    np.testing.assert_array_equal(batch["g_next"][real], episodes["g"][ep[real], t[real] + 1])
+
+
+def test_no_sample_from_beyond_an_episode_end():
+    """Predator-Prey episodes end early: no transition, next obs or future goal from past an episode's end
+    (those rows are NaN here), and every step of a short episode can still be drawn."""
+    T = 21
+    lengths = [1, 2, 5, 21, 3, 20]
+    episodes = labelled_episodes(lengths, T=T)
+    batch = sample(episodes, 50_000)
+    for key in ("o", "u", "g", "o_next", "g_next", "ag", "ag_next"):
+        assert not np.isnan(batch[key]).any(), key
+    length = np.asarray(lengths)[batch["ep"]]
+    assert (batch["t"] < length).all()
+    her = batch["her"]
+    assert (batch["future_t"][her] <= length[her]).all()
+    assert len(np.unique(batch["t"][batch["ep"] == 3])) == 21
+
+
+def test_ring_buffer_keeps_whole_episodes_when_it_wraps():
+    """Episodes stored past the end of the ring overwrite the oldest whole episodes: every slot holds one
+    episode, the newest ones are kept, and samples never mix two episodes."""
+    T = 10
+    buffer = her_ddpg.EpisodeBuffer(5 * T + 3, T, obs_dim=2, goal_dim=3, act_dim=2)  # room for 5 episodes
+    assert buffer.size == 5
+    for first in range(0, 9, 3):  # 3 batches of 3 episodes with ids 0..8, varying lengths
+        buffer.store(labelled_episodes([T, 4, 7], T=T, first_id=first))
+    stored = buffer.episodes()
+    ids = stored["o"][:, 0, 0]
+    assert sorted(ids) == [4, 5, 6, 7, 8]
+    for e in range(5):
+        length = stored["length"][e]
+        assert (stored["o"][e, : length + 1, 0] == ids[e]).all()
+        assert (stored["ag"][e, : length + 1, 0] == ids[e]).all()
+        assert (stored["u"][e, :length, 0] == ids[e]).all()
+        assert length == [T, 4, 7][int(ids[e]) % 3]
+    batch = sample(stored, 20_000)
+    for key in ("g", "o_next", "ag_next", "u", "g_next"):
+        np.testing.assert_array_equal(batch[key][:, 0], batch["o"][:, 0])
+    assert not np.isnan(batch["g"]).any()
+
+
+def record_episodes(env, n_episodes, T, seed, chase=False):
+    """Episodes of a single goal env, stored like rollout() does, with the step rewards. Random actions; with
+    `chase`, every other episode heads for the desired goal (so that Predator-Prey episodes end in captures)."""
+    space = env.observation_space
+    dims = space["observation"].shape[0], space["desired_goal"].shape[0], env.action_space.shape[0]
+    ep = dict(o=np.zeros((n_episodes, T + 1, dims[0]), np.float32), ag=np.zeros((n_episodes, T + 1, dims[1]), np.float32),
+              g=np.zeros((n_episodes, T + 1, dims[1]), np.float32), u=np.zeros((n_episodes, T, dims[2]), np.float32),
+              length=np.zeros(n_episodes, np.int64))
+    rewards = np.full((n_episodes, T), np.nan, np.float32)
+    env.action_space.seed(seed)
+    for e in range(n_episodes):
+        obs, _ = env.reset(seed=seed + e)
+        ep["o"][e, 0], ep["ag"][e, 0], ep["g"][e, 0] = obs["observation"], obs["achieved_goal"], obs["desired_goal"]
+        for t in range(T):
+            u = env.action_space.sample()
+            if chase and e % 2:
+                u = np.clip(obs["desired_goal"] - obs["achieved_goal"], -1, 1).astype(np.float32)
+            obs, reward, terminated, truncated, _ = env.step(u)
+            ep["u"][e, t], rewards[e, t] = u, reward
+            ep["o"][e, t + 1], ep["ag"][e, t + 1], ep["g"][e, t + 1] = (obs["observation"], obs["achieved_goal"],
+                                                                         obs["desired_goal"])
+            ep["length"][e] += 1
+            if terminated or truncated:
+                break
+    return ep, rewards
+
+
+def test_rewards_equal_the_env_rewards_fetch():
+    """FetchReach: real transitions get exactly the reward the env paid; relabelled ones the sparse
+    -(|ag_{t+1} - g'| > 0.05) of the env's compute_reward; no done mask."""
+    args = her_ddpg.Args(env_id="FetchReach-v4")
+    env = gym.make("FetchReach-v4")
+    episodes, rewards = record_episodes(env, 3, 50, seed=3)
+    compute_reward = her_ddpg.make_reward_env(args).compute_reward
+    _, terminal = her_ddpg.task_spec(args)
+    real = sample(episodes, 2000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
+    np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
+    batch = sample(episodes, 5000, compute_reward=compute_reward, terminal=terminal)
+    expected = -(np.linalg.norm(batch["ag_next"] - batch["g"], axis=-1) > 0.05).astype(np.float32)
+    np.testing.assert_array_equal(batch["r"], expected)
+    assert (batch["r"][batch["her"] & (batch["future_t"] == batch["t"] + 1)] == 0).all()  # reached: success
+    assert not batch["done"].any()
+    env.close()
+
+
+def test_rewards_equal_the_env_rewards_predator_prey():
+    """PredatorPrey: real transitions get the env's reward (+1 capture, -1 on step 21, else 0); relabelled ones
+    +1 within the radius of g', else -1 on step 21, else 0; done exactly where the reward is nonzero."""
+    args = her_ddpg.Args(env_id="PredatorPrey-v0", prey="random")
+    env = her_ddpg.make_reward_env(args)
+    episodes, rewards = record_episodes(env, 40, 21, seed=5, chase=True)
+    assert (episodes["length"] < 21).any() and (episodes["length"] == 21).any()  # captures and time-outs
+    compute_reward = env.compute_reward
+    _, terminal = her_ddpg.task_spec(args)
+    real = sample(episodes, 5000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
+    np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
+    assert {-1.0, 0.0, 1.0} <= set(real["r"])
+    batch = sample(episodes, 20_000, compute_reward=compute_reward, terminal=terminal)
+    caught = np.linalg.norm(batch["ag_next"] - batch["g"], axis=-1) <= 1.0
+    expected = np.where(caught, 1.0, np.where(batch["t"] + 1 > 20, -1.0, 0.0))
+    np.testing.assert_array_equal(batch["r"], expected)
+    np.testing.assert_array_equal(batch["done"], batch["r"] != 0)
+
+
+def test_normalizer_matches_numpy_and_clips():
+    """Running mean/std over chunks equal numpy's over all data; std is floored at eps (a constant column);
+    normalised values are clipped to +-clip_range."""
+    rng = np.random.default_rng(0)
+    data = rng.normal([1.0, -3.0, 7.0], [2.0, 0.5, 0.0], size=(5000, 3))
+    norm = her_ddpg.Normalizer(3, eps=0.01, clip_range=5.0, device=torch.device("cpu"))
+    for chunk in np.array_split(data, 7):
+        norm.update(chunk)
+    np.testing.assert_allclose(norm.mean, data.mean(0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(norm.std, np.maximum(data.std(0), 0.01), rtol=1e-6)
+    assert norm.std[2] == 0.01
+    x = torch.tensor([[1.0, -3.0, 7.0], [1e6, -1e6, 7.001], [data[0, 0], data[0, 1], 6.0]])
+    out = norm.normalize(x).numpy()
+    expected = np.clip((x.numpy() - norm.mean) / norm.std, -5, 5)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert out[1, 0] == 5.0 and out[1, 1] == -5.0 and out[2, 2] == -5.0
+
+
+def test_critic_targets_are_clipped_and_fetch_has_no_done_mask():
+    """y = clip(r + gamma (1 - done) Q', range): Fetch's range is [-1/(1-gamma), 0] and its transitions never
+    carry a done flag (even the last of an episode, or a success), so they all bootstrap; PredatorPrey's
+    range is [-1, 1]."""
+    gamma = 0.98
+    fetch_range, fetch_terminal = her_ddpg.task_spec(her_ddpg.Args(env_id="FetchPush-v4", gamma=gamma))
+    assert fetch_range == pytest.approx((-50.0, 0.0)) and not fetch_terminal
+    pp_range, pp_terminal = her_ddpg.task_spec(her_ddpg.Args(env_id="PredatorPrey-v0", gamma=gamma))
+    assert pp_range == (-1.0, 1.0) and pp_terminal
+    r = torch.tensor([-1.0, -1.0, 0.0, 0.0, -1.0])
+    q_next = torch.tensor([-100.0, -10.0, 5.0, -10.0, -10.0])
+    done = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0])
+    y = her_ddpg.critic_target(r, q_next, done, gamma, fetch_range)
+    np.testing.assert_allclose(y.numpy(), [-50.0, -1 - 9.8, 0.0, -9.8, -1.0], rtol=1e-6)
+    y = her_ddpg.critic_target(r, q_next, done, gamma, pp_range)
+    np.testing.assert_allclose(y.numpy(), [-1.0, -1.0, 1.0, -1.0, -1.0], rtol=1e-6)
+    # the last transition of a Fetch episode, relabelled to success (r = 0): still no done, so it bootstraps
+    episodes = labelled_episodes([50] * 4, T=50)
+    batch = sample(episodes, 20_000, terminal=fetch_terminal)
+    assert (batch["t"] == 49).any() and not batch["done"].any()
+    q = torch.full((20_000,), -10.0)
+    y = her_ddpg.critic_target(torch.as_tensor(batch["r"]), q, torch.as_tensor(batch["done"]), gamma, fetch_range)
+    np.testing.assert_allclose(y.numpy(), -9.8, rtol=1e-6)
+
+
+def test_learner_update_uses_the_pre_update_critic_for_the_actor():
+    """One DDPG step moves both networks and leaves the targets alone until update_target (polyak)."""
+    torch.manual_seed(0)
+    args = her_ddpg.Args(env_id="FetchReach-v4", hidden_size=16)
+    learner = her_ddpg.Learner(args, 5, 2, 1.0, (-50.0, 0.0), torch.device("cpu"))
+    before = [p.clone() for p in (*learner.actor.parameters(), *learner.qf.parameters())]
+    batch = dict(x=torch.randn(32, 5), x_next=torch.randn(32, 5), u=torch.rand(32, 2) * 2 - 1,
+                 r=-torch.ones(32), done=torch.zeros(32))
+    losses = learner.update(batch)
+    assert set(losses) >= {"qf_loss", "actor_loss"}
+    after = [*learner.actor.parameters(), *learner.qf.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    target = [*learner.target_actor.parameters(), *learner.target_qf.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, target))
+    learner.update_target()
+    for b, a, t in zip(before, after, [*learner.target_actor.parameters(), *learner.target_qf.parameters()]):
+        torch.testing.assert_close(t, 0.95 * b + 0.05 * a)
+    u = learner.act(torch.randn(64, 5), explore=True, rng=np.random.default_rng(0))
+    assert u.shape == (64, 2) and np.abs(u).max() <= 1.0
+
+
+def run(flags, cwd, timeout=120):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(SCRIPT), *flags], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def last_step(stdout):
+    line = [line for line in stdout.splitlines() if line.startswith("epoch")][-1]
+    return line.split()[3]
+
+
+@pytest.mark.parametrize("flags, budget", [
+    (["--env-id", "FetchReach-v4", "--n-batches", "2", "--n-cycles", "1", "--n-test-rollouts", "1"], 130),
+    (["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--batch-size", "64", "--n-batches", "2",
+      "--n-cycles", "2"], 250),
+])
+def test_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path, flags, budget):
+    """A tiny run exits 0, writes a TensorBoard event file and a saved model, and ends exactly at the
+    budget (130 = 100 + a cut batch of 2 x 15 steps on FetchReach)."""
+    proc = run([*flags, "--total-timesteps", str(budget), "--save-model"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert last_step(proc.stdout) == f"{budget}/{budget}"
+    assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
+    assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
+
+
+def test_same_seed_same_numbers(tmp_path):
+    """Two CPU runs with one seed end with identical networks and normalisers."""
+    flags = ["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--batch-size", "32", "--n-batches", "3",
+             "--n-cycles", "2", "--total-timesteps", "200", "--save-model", "--seed", "7"]
+    models = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        proc = run(flags, tmp_path / name)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        path, = (tmp_path / name).glob("runs/*/her_ddpg.cleanrl_model")
+        models.append(torch.load(path, weights_only=False))
+    for net in ("actor", "qf"):
+        for key, value in models[0][net].items():
+            assert torch.equal(value, models[1][net][key]), (net, key)
+    np.testing.assert_array_equal(models[0]["o_norm"]["sum"], models[1]["o_norm"]["sum"])
+
+
+@pytest.mark.parametrize("flags", [
+    ["--env-id", "NoSuchEnv-v0"],
+    ["--total-timesteps", "-5"],
+    ["--total-timesteps", "0"],
+    ["--buffer-size", "0"],
+    ["--replay-k", "-1"],
+    ["--batch-size", "0"],
+])
+def test_bad_flags_exit_with_one_line(tmp_path, flags):
+    """Bad input ends the script non-zero with exactly one `error: ...` line on stderr and no traceback."""
+    proc = run(flags, tmp_path, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
