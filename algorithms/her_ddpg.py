@@ -14,10 +14,12 @@
 # then `n_batches` updates), followed by `n_test_rollouts` deterministic episodes per env.
 import contextlib
 import io
+import multiprocessing
 import os
 import random
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -150,8 +152,10 @@ def is_predator_prey(env_id: str) -> bool:
 
 
 def make_worker_env(env_id: str) -> gym.Env:
-    """A MuJoCo env for an AsyncVectorEnv subprocess, which leaves Ctrl-C to the main process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A MuJoCo env for an AsyncVectorEnv subprocess, which leaves Ctrl-C to the main process (AsyncVectorEnv
+    also makes one env in the main process, to read the spaces: that one must not touch the signal)."""
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return gym.make(env_id)
 
 
@@ -529,10 +533,9 @@ if __name__ == "__main__":
                   flush=True)
     except KeyboardInterrupt:
         print(f"interrupted at step {global_step}; the TensorBoard log is kept in runs/{run_name}", flush=True)
-        try:
+        with warnings.catch_warnings():  # a step may still be pending: stop the workers, keep nothing
+            warnings.simplefilter("ignore")
             envs.close(terminate=True)
-        except BaseException:  # a worker hit by the same Ctrl-C may have died mid-step: nothing to keep
-            pass
 
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"

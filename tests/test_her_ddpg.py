@@ -5,6 +5,7 @@ The script's helpers are imported from the file itself; the end-to-end runs are 
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -265,46 +266,62 @@ def last_step(stdout):
     return line.split()[3]
 
 
-@pytest.mark.parametrize("flags, budget", [
-    (["--env-id", "FetchReach-v4", "--n-batches", "2", "--n-cycles", "1", "--n-test-rollouts", "1"], 130),
-    (["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--batch-size", "64", "--n-batches", "2",
-      "--n-cycles", "2"], 250),
-])
-def test_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path, flags, budget):
-    """A tiny run exits 0, writes a TensorBoard event file and a saved model, and ends exactly at the
-    budget (130 = 100 + a cut batch of 2 x 15 steps on FetchReach)."""
-    proc = run([*flags, "--total-timesteps", str(budget), "--save-model"], tmp_path)
+def test_fetch_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path):
+    """A tiny FetchReach run (async env workers) exits 0, writes a TensorBoard event file and a saved model,
+    and ends exactly at the budget: 130 = 2 x 50 + a last batch cut to 2 x 15 steps."""
+    flags = ["--env-id", "FetchReach-v4", "--n-batches", "2", "--n-cycles", "1", "--n-test-rollouts", "1"]
+    proc = run([*flags, "--total-timesteps", "130", "--save-model"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert last_step(proc.stdout) == f"{budget}/{budget}"
+    assert last_step(proc.stdout) == "130/130"
     assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
     assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
 
 
-def test_same_seed_same_numbers(tmp_path):
-    """Two CPU runs with one seed end with identical networks and normalisers."""
-    flags = ["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--batch-size", "32", "--n-batches", "3",
-             "--n-cycles", "2", "--total-timesteps", "200", "--save-model", "--seed", "7"]
+def test_predator_prey_smoke_runs_stop_at_the_budget_and_repeat_with_one_seed(tmp_path):
+    """Two tiny PredatorPrey runs with one seed exit 0, write a TensorBoard event file, end exactly at the
+    budget (episodes end early there, so batches vary in size) and end with identical networks and
+    normalisers (same seed, same numbers on CPU)."""
+    flags = ["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--batch-size", "64", "--n-batches", "2",
+             "--n-cycles", "2", "--total-timesteps", "250", "--save-model", "--seed", "7"]
     models = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         proc = run(flags, tmp_path / name)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert last_step(proc.stdout) == "250/250"
+        assert len(list((tmp_path / name).glob("runs/*/events.out.tfevents.*"))) == 1
         path, = (tmp_path / name).glob("runs/*/her_ddpg.cleanrl_model")
         models.append(torch.load(path, weights_only=False))
     for net in ("actor", "qf"):
         for key, value in models[0][net].items():
             assert torch.equal(value, models[1][net][key]), (net, key)
     np.testing.assert_array_equal(models[0]["o_norm"]["sum"], models[1]["o_norm"]["sum"])
+    np.testing.assert_array_equal(models[0]["g_norm"]["sumsq"], models[1]["g_norm"]["sumsq"])
 
 
-@pytest.mark.parametrize("flags", [
-    ["--env-id", "NoSuchEnv-v0"],
-    ["--total-timesteps", "-5"],
-    ["--total-timesteps", "0"],
-    ["--buffer-size", "0"],
-    ["--replay-k", "-1"],
-    ["--batch-size", "0"],
-])
+def test_ctrl_c_ends_the_run_cleanly(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a FetchReach run with async
+    env workers: the script says where it stopped, saves the model, closes its TensorBoard log, exits 0."""
+    flags = ["--env-id", "FetchReach-v4", "--n-batches", "1", "--n-cycles", "1", "--n-test-rollouts", "1",
+             "--total-timesteps", "1000000", "--save-model"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *flags], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout.readline().startswith("epoch")  # training is under way
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "interrupted at step" in stdout and "Traceback" not in stderr
+    assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
+    assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
+
+
+@pytest.mark.parametrize("flags", [["--env-id", "NoSuchEnv-v0"], ["--total-timesteps", "-5"]])
 def test_bad_flags_exit_with_one_line(tmp_path, flags):
     """Bad input ends the script non-zero with exactly one `error: ...` line on stderr and no traceback."""
     proc = run(flags, tmp_path, timeout=60)
@@ -312,3 +329,18 @@ def test_bad_flags_exit_with_one_line(tmp_path, flags):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("field, value", [
+    ("total_timesteps", 0), ("buffer_size", 0), ("replay_k", -1), ("batch_size", 0), ("num_envs", 0),
+    ("n_cycles", 0), ("gamma", 1.0), ("random_eps", 1.5), ("polyak", -0.1), ("torch_threads", 0),
+])
+def test_bad_values_are_rejected_by_check_args(field, value):
+    """Every validated field rejects an out-of-range value with a SystemExit("error: ...") (no traceback)."""
+    args = her_ddpg.Args(**{field: value})
+    her_ddpg.fill_task_defaults(args)
+    with pytest.raises(SystemExit, match="^error: "):
+        her_ddpg.check_args(args)
+    good = her_ddpg.Args()
+    her_ddpg.fill_task_defaults(good)
+    her_ddpg.check_args(good)
