@@ -3,6 +3,7 @@
     python benchmarks/her_ddpg_bench.py            # both parts (about 3 minutes on 2 cores)
     python benchmarks/her_ddpg_bench.py --only reach
     python benchmarks/her_ddpg_bench.py --only throughput
+    python benchmarks/her_ddpg_bench.py --script sher --only reach   # the same parts for algorithms/sher.py
 
 (a) FetchReach-v4 with the default flags and seed 1: env steps and seconds (the script's own clock, started
     after the envs are made) until the first epoch whose test success is >= 0.95, and the final test success.
@@ -33,7 +34,7 @@ def run_script(flags: list[str], workdir: str) -> tuple[list[tuple], float]:
     proc = subprocess.run([sys.executable, str(SCRIPT), *flags], cwd=workdir, capture_output=True, text=True)
     wall = time.time() - start
     if proc.returncode != 0:
-        sys.exit(f"her_ddpg.py {' '.join(flags)} failed:\n{proc.stderr[-2000:]}")
+        sys.exit(f"{SCRIPT.name} {' '.join(flags)} failed:\n{proc.stderr[-2000:]}")
     rows = [(int(m[1]), int(m[2]), float(m[3]), float(m[4]), float(m[5])) for m in PROGRESS.finditer(proc.stdout)]
     return rows, wall
 
@@ -80,7 +81,9 @@ def bench_throughput(workdir: str, steps: int = 4000) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["reach", "throughput"], help="run one part only")
+    parser.add_argument("--script", default="her_ddpg", help="benchmark algorithms/<script>.py instead (e.g. sher)")
     cli = parser.parse_args()
+    SCRIPT = ROOT / "algorithms" / f"{cli.script}.py"
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     with tempfile.TemporaryDirectory() as workdir:  # the runs/ folders of the benchmark runs go here
         if cli.only in (None, "reach"):

@@ -1,0 +1,107 @@
+"""algorithms/sher.py: the SHER targets and losses, the squashed-Gaussian log-density, the mean test action, the
+temperature, short runs on FetchReach and Predator-Prey, flags."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_one_line_error, load_script, read_scalars, run_script
+
+sher = load_script("sher")
+IN, ACT, MAX_U, GAMMA, ALPHA = 5, 2, 2.0, 0.98, 0.2  # MAX_U != 1: the action scale must show in the log-density
+TINY_RUN = ["--total-timesteps", "300", "--num-envs", "2", "--n-cycles", "2", "--n-batches", "3",
+            "--n-test-rollouts", "1", "--batch-size", "16", "--hidden-size", "8"]
+
+
+def tiny_learner() -> "sher.Learner":
+    torch.manual_seed(1)  # fixed weights
+    args = sher.Args(hidden_size=8, gamma=GAMMA, alpha=ALPHA)
+    return sher.Learner(args, IN, ACT, MAX_U, (-1.0 / (1.0 - GAMMA), 0.0), torch.device("cpu"))
+
+
+def hand_batch() -> dict:
+    """Six transitions with rewards -1 and 0, two of them done, so that the mask and the clip both act."""
+    g = torch.Generator().manual_seed(1)
+    return dict(x=torch.randn(6, IN, generator=g), x_next=torch.randn(6, IN, generator=g),
+                u=MAX_U * (2 * torch.rand(6, ACT, generator=g) - 1), r=torch.tensor([-1.0, 0, -1, -1, 0, 0]),
+                done=torch.tensor([0.0, 0, 0, 1, 0, 1]))
+
+
+def test_targets_and_losses_match_a_hand_computation():
+    """Algorithm 1 lines 22-23 with twin Q regression: y_q = clip(r + gamma (1 - done) V_targ(s')), y_v =
+    min(Q1, Q2)(s, a~) - alpha log pi(a~|s), policy loss mean(alpha log pi - Q1(s, a~)), the MSE losses, recomputed
+    from the raw MLPs with plain torch ops (log-std squashing and tanh density written out)."""
+    learner, b = tiny_learner(), hand_batch()
+    noise = torch.randn(6, ACT, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        learner.target_vf[-1].bias.fill_(0.5)  # V_targ > 0, so that r = 0 rows need the upper clip at 0
+        out = learner.losses(b, noise)
+        bootstrap = b["r"] + GAMMA * (1 - b["done"]) * learner.target_vf(b["x_next"])[:, 0]
+        y_q = bootstrap.clamp(-1 / (1 - GAMMA), 0)
+        raw = learner.actor.net(b["x"])
+        mean, std = raw[:, :ACT], torch.exp(-5 + 3.5 * (torch.tanh(raw[:, ACT:]) + 1))
+        z = mean + std * noise
+        u = MAX_U * torch.tanh(z)
+        log_pi = (-0.5 * ((z - mean) / std) ** 2 - torch.log(std * math.sqrt(2 * math.pi))
+                  - torch.log(MAX_U * (1 - torch.tanh(z) ** 2))).sum(1)
+        q1, q2 = (qf.net(torch.cat([b["x"], u / MAX_U], 1))[:, 0] for qf in (learner.qf1, learner.qf2))
+        q1_b, q2_b = (qf.net(torch.cat([b["x"], b["u"] / MAX_U], 1))[:, 0] for qf in (learner.qf1, learner.qf2))
+        y_v = torch.minimum(q1, q2) - ALPHA * log_pi
+    assert (bootstrap > 0).any(), "the upper clip must act"
+    torch.testing.assert_close(out["y_q"], y_q)
+    torch.testing.assert_close(out["y_v"], y_v)
+    torch.testing.assert_close(out["actor_loss"], (ALPHA * log_pi - q1).mean())
+    torch.testing.assert_close(out["qf_loss"], ((q1_b - y_q) ** 2).mean() + ((q2_b - y_q) ** 2).mean())
+    torch.testing.assert_close(out["vf_loss"], ((learner.vf(b["x"])[:, 0] - y_v) ** 2).mean())
+    assert (q1 < q2).any() and (q2 < q1).any(), "min_i Q_i must pick each Q somewhere to be tested"
+
+
+@pytest.mark.parametrize("mean, log_std", [(0.3, -0.5), (-1.2, 0.4), (2.0, -1.5)])
+def test_log_prob_is_the_density_of_the_squashed_action(mean, log_std):
+    """log pi(u) equals the log of dF/du by central finite differences of the 1-D CDF of U = max_u tanh(Z),
+    F(u) = Phi((atanh(u / max_u) - mean) / std); and it stays finite where tanh(z) rounds to 1 in float32."""
+    noise = torch.linspace(-2.5, 2.5, 11, dtype=torch.float64)[:, None]
+    u, log_pi = sher.squashed_gaussian(torch.full_like(noise, mean), torch.full_like(noise, log_std), noise, MAX_U)
+    normal, h = torch.distributions.Normal(mean, math.exp(log_std)), 1e-6
+
+    def cdf(v):  # P(U <= v)
+        return normal.cdf(torch.atanh(v / MAX_U))
+
+    torch.testing.assert_close(log_pi, torch.log((cdf(u[:, 0] + h) - cdf(u[:, 0] - h)) / (2 * h)), rtol=1e-6, atol=1e-6)
+    saturated = sher.squashed_gaussian(torch.full((1, 1), 12.0), torch.zeros(1, 1), torch.zeros(1, 1), MAX_U)[1]
+    assert torch.isfinite(saturated).all()
+
+
+def test_test_action_is_the_mean_and_training_actions_are_samples():
+    """Evaluation acts with max_u tanh(mean), deterministically; training samples in [-max_u, max_u]."""
+    learner, x = tiny_learner(), hand_batch()["x"]
+    mean = learner.actor(x)[0].detach()
+    test_u = learner.act(x, False, np.random.default_rng(0))
+    torch.testing.assert_close(torch.as_tensor(test_u), MAX_U * torch.tanh(mean))
+    train_u = learner.act(x, True, np.random.default_rng(0))
+    assert np.abs(train_u).max() <= MAX_U and not np.allclose(train_u, test_u)
+
+
+@pytest.mark.parametrize("env_id, autotune", [("FetchReach-v4", False), ("PredatorPrey-v0", True)])
+def test_short_run_logs_and_temperature(tmp_path, env_id, autotune):
+    """A tiny run exits 0, saves its networks and logs eval/success_rate and stability/delta_s each epoch;
+    losses/alpha stays at --alpha (0.05) without --autotune, and with it falls (the first policies' entropy is
+    above the target -|A|)."""
+    out = run_script("sher", tmp_path, "--env-id", env_id, "--save-model", *TINY_RUN, *["--autotune"] * autotune)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (model,) = tmp_path.glob("runs/*/sher.cleanrl_model")
+    assert {"actor", "qf1", "qf2", "vf", "log_alpha", "o_norm"} <= set(torch.load(model, weights_only=False))
+    scalars = read_scalars(tmp_path)
+    assert scalars["eval/success_rate"].keys() == scalars["stability/delta_s"].keys() != set()
+    alpha = [value for _, value in sorted(scalars["losses/alpha"].items())]
+    if autotune:
+        assert len(alpha) > 1 and all(later < earlier for earlier, later in zip([0.05] + alpha, alpha))
+    else:
+        assert alpha == pytest.approx([0.05] * len(alpha), rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", ["0", "-1"])
+def test_bad_alpha_is_a_one_line_error(tmp_path, alpha):
+    """A temperature <= 0 is refused before anything starts."""
+    assert_one_line_error("sher", tmp_path, "--alpha", alpha)
