@@ -161,7 +161,7 @@ def test_rewards_equal_the_env_rewards_fetch():
     env = gym.make("FetchReach-v4")
     episodes, rewards = record_episodes(env, 3, 50, seed=3)
     compute_reward = her_ddpg.make_reward_env(args).compute_reward
-    _, terminal = her_ddpg.task_spec(args)
+    _, terminal, _ = her_ddpg.task_spec(args)
     real = sample(episodes, 2000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
     np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
     batch = sample(episodes, 5000, compute_reward=compute_reward, terminal=terminal)
@@ -180,7 +180,7 @@ def test_rewards_equal_the_env_rewards_predator_prey():
     episodes, rewards = record_episodes(env, 40, 21, seed=5, chase=True)
     assert (episodes["length"] < 21).any() and (episodes["length"] == 21).any()  # captures and time-outs
     compute_reward = env.compute_reward
-    _, terminal = her_ddpg.task_spec(args)
+    _, terminal, _ = her_ddpg.task_spec(args)
     real = sample(episodes, 5000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
     np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
     assert {-1.0, 0.0, 1.0} <= set(real["r"])
@@ -214,9 +214,9 @@ def test_critic_targets_are_clipped_and_fetch_has_no_done_mask():
     carry a done flag (even the last of an episode, or a success), so they all bootstrap; PredatorPrey's
     range is [-1, 1]."""
     gamma = 0.98
-    fetch_range, fetch_terminal = her_ddpg.task_spec(her_ddpg.Args(env_id="FetchPush-v4", gamma=gamma))
+    fetch_range, fetch_terminal, _ = her_ddpg.task_spec(her_ddpg.Args(env_id="FetchPush-v4", gamma=gamma))
     assert fetch_range == pytest.approx((-50.0, 0.0)) and not fetch_terminal
-    pp_range, pp_terminal = her_ddpg.task_spec(her_ddpg.Args(env_id="PredatorPrey-v0", gamma=gamma))
+    pp_range, pp_terminal, _ = her_ddpg.task_spec(her_ddpg.Args(env_id="PredatorPrey-v0", gamma=gamma))
     assert pp_range == (-1.0, 1.0) and pp_terminal
     r = torch.tensor([-1.0, -1.0, 0.0, 0.0, -1.0])
     q_next = torch.tensor([-100.0, -10.0, 5.0, -10.0, -10.0])
@@ -238,6 +238,7 @@ def test_learner_update_uses_the_pre_update_critic_for_the_actor():
     """One DDPG step moves both networks and leaves the targets alone until update_target (polyak)."""
     torch.manual_seed(0)
     args = her_ddpg.Args(env_id="FetchReach-v4", hidden_size=16)
+    her_ddpg.fill_task_defaults(args)
     learner = her_ddpg.Learner(args, 5, 2, 1.0, (-50.0, 0.0), torch.device("cpu"))
     before = [p.clone() for p in (*learner.actor.parameters(), *learner.qf.parameters())]
     batch = dict(x=torch.randn(32, 5), x_next=torch.randn(32, 5), u=torch.rand(32, 2) * 2 - 1,
@@ -253,6 +254,40 @@ def test_learner_update_uses_the_pre_update_critic_for_the_actor():
         torch.testing.assert_close(t, 0.95 * b + 0.05 * a)
     u = learner.act(torch.randn(64, 5), explore=True, rng=np.random.default_rng(0))
     assert u.shape == (64, 2) and np.abs(u).max() <= 1.0
+
+
+def test_task_defaults():
+    """Flags left unset take the task's defaults (baselines' 8-worker set-up, its 1-CPU FetchReach set-up, the
+    Predator-Prey action L2 scaled to its Q range); a flag given on the command line wins."""
+    def filled(**kwargs):
+        args = her_ddpg.Args(**kwargs)
+        her_ddpg.fill_task_defaults(args)
+        return args.num_envs, args.batch_size, args.n_cycles, args.action_l2
+
+    assert filled(env_id="FetchPush-v4") == (16, 2048, 50, 1.0)
+    assert filled(env_id="HandManipulateBlock-v1") == (16, 2048, 50, 1.0)
+    assert filled(env_id="FetchReach-v4") == (2, 256, 10, 1.0)
+    assert filled(env_id="PredatorPrey-v0") == (16, 256, 10, 0.02)
+    assert filled(env_id="FetchReach-v4", num_envs=3, action_l2=0.5) == (3, 256, 10, 0.5)
+
+
+def test_predator_prey_rollout_cuts_at_the_budget_and_shows_the_predator():
+    """rollout() on the batched Predator-Prey env: episodes end at capture or step 21, a budget cuts the batch
+    to exactly that many transitions, and the network observation is [prey velocity, predator position]."""
+    args = her_ddpg.Args(env_id="PredatorPrey-v0", prey="random")
+    envs = her_ddpg.make_env(args, 6)
+    T = her_ddpg.episode_horizon(args, envs)
+    assert T == 21
+    _, _, with_ag = her_ddpg.task_spec(args)
+    chase = lambda o, g: np.clip(g - o[:, 3:], -1, 1)  # noqa: E731  (o ends with the predator position)
+    episodes, success, returns, steps = her_ddpg.rollout(envs, chase, T, 6 * T, with_ag, seed=0)
+    assert steps == episodes["length"].sum() and (episodes["length"] <= T).all()
+    np.testing.assert_array_equal(episodes["o"][..., 3:], episodes["ag"])
+    np.testing.assert_array_equal(success, returns > 0)  # +1 capture or -1 time-out: the return says which
+    assert success.mean() > 0.5
+    episodes, _, _, steps = her_ddpg.rollout(envs, chase, T, 50, with_ag)
+    assert steps == 50 and episodes["length"].sum() == 50
+    envs.close()
 
 
 def run(flags, cwd, timeout=120):
