@@ -348,7 +348,7 @@ def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int
     return {key: array[kept] for key, array in ep.items()}, success[kept], returns[kept], int(ep["length"].sum())
 
 
-# ========================== LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py ==========================
+# ========================== LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py ===========================
 def mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
     """3 hidden ReLU layers; Xavier-uniform weights and zero biases (baselines util.py nn)."""
     layers = [nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
@@ -440,7 +440,9 @@ class Learner:
 
     def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "qf": self.qf.state_dict()}
-# ======================================================= END LEARNER =======================================================
+
+
+# ================================================== END LEARNER =====================================================
 
 
 if __name__ == "__main__":

@@ -132,9 +132,10 @@ def record_episodes(env, n_episodes, T, seed, chase=False):
     `chase`, every other episode heads for the desired goal (so that Predator-Prey episodes end in captures)."""
     space = env.observation_space
     dims = space["observation"].shape[0], space["desired_goal"].shape[0], env.action_space.shape[0]
-    ep = dict(o=np.zeros((n_episodes, T + 1, dims[0]), np.float32), ag=np.zeros((n_episodes, T + 1, dims[1]), np.float32),
-              g=np.zeros((n_episodes, T + 1, dims[1]), np.float32), u=np.zeros((n_episodes, T, dims[2]), np.float32),
-              length=np.zeros(n_episodes, np.int64))
+    n = n_episodes
+    ep = dict(o=np.zeros((n, T + 1, dims[0]), np.float32), ag=np.zeros((n, T + 1, dims[1]), np.float32),
+              g=np.zeros((n, T + 1, dims[1]), np.float32), u=np.zeros((n, T, dims[2]), np.float32),
+              length=np.zeros(n, np.int64))
     rewards = np.full((n_episodes, T), np.nan, np.float32)
     env.action_space.seed(seed)
     for e in range(n_episodes):
