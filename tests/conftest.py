@@ -1,6 +1,7 @@
 """Shared test helpers: load an algorithm script as a module, run one as a command, read its TensorBoard log."""
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,23 @@ def run_script(name: str, cwd, *flags, timeout=600) -> subprocess.CompletedProce
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(ALGORITHMS / f"{name}.py"), *flags], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def interrupt_script(name: str, cwd, *flags) -> subprocess.CompletedProcess:
+    """Start algorithms/<name>.py, and once it prints its first progress line send Ctrl-C (SIGINT to its whole
+    process group, as a terminal does); returns how it ended."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, str(ALGORITHMS / f"{name}.py"), *flags], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first_line = proc.stdout.readline()  # training is under way
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, first_line + stdout, stderr)
 
 
 def assert_one_line_error(name: str, cwd, *flags) -> None:
