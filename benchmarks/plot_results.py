@@ -3,7 +3,7 @@
 Runs are grouped by exp name (run dirs are `{env_id}__{exp_name}__{seed}__{time}`); an exp name of the form
 `{algorithm}-{prey}-{spawn}` puts the algorithm's curves for one prey x spawn condition in one plot.
 Curves show the median and the interquartile range over seeds (as the papers plot); a run that stopped early
-(--stop-at-success) is held at its last value. Prints a markdown table:
+at its success target (last value >= --hold-above) is held at its last value, other runs end at their last step. Prints a markdown table:
 env steps and minutes to the success threshold (median over seeds that reached it), and the best success rate.
 
     python benchmarks/plot_results.py --runs runs --out docs/ppo_her --max-steps 300000
@@ -56,7 +56,7 @@ def summarise(groups, threshold):
     return rows
 
 
-def plot(groups, out_dir, max_steps, tag):
+def plot(groups, out_dir, max_steps, tag, hold_above):
     """One PNG per condition (the part of the exp name after the first '-'), one curve per algorithm."""
     by_condition = defaultdict(dict)
     for exp_name, runs in groups.items():
@@ -67,8 +67,10 @@ def plot(groups, out_dir, max_steps, tag):
     for condition, algorithms in sorted(by_condition.items()):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for algorithm, runs in sorted(algorithms.items()):
-            curves = np.array([np.interp(grid, steps, values, left=np.nan) for steps, values, _ in runs])
-            low, median, high = np.nanpercentile(curves, [25, 50, 75], axis=0)
+            curves = np.array([np.interp(grid, steps, values, left=np.nan,
+                                         right=values[-1] if values[-1] >= hold_above - 1e-6 else np.nan)
+                               for steps, values, _ in runs])
+            low, median, high = np.percentile(curves, [25, 50, 75], axis=0)  # only where every seed has data
             ax.plot(grid, median, label=f"{algorithm} ({len(runs)} seeds)")
             ax.fill_between(grid, low, high, alpha=0.25)
         ax.set(title=condition, xlabel="env steps", ylabel=tag.split("/")[-1], ylim=(0, 1.02), xlim=(0, max_steps))
@@ -88,6 +90,7 @@ if __name__ == "__main__":
     parser.add_argument("--tag", default="charts/success_rate", help="scalar to plot")
     parser.add_argument("--threshold", type=float, default=0.9, help="success level for the time-to-learn columns")
     parser.add_argument("--max-steps", type=int, default=300_000, help="x-axis range")
+    parser.add_argument("--hold-above", type=float, default=0.95, help="the runs' --stop-at-success level")
     parser.add_argument("--include", nargs="*", default=[], help="only exp names containing one of these")
     args = parser.parse_args()
     groups = load_runs(args.runs, args.tag, args.include)
@@ -100,5 +103,5 @@ if __name__ == "__main__":
     for row in summarise(groups, args.threshold):
         print(f"| {row['exp']} | {row['seeds']} | {row['reached']}/{row['seeds']} | {row['steps']:,.0f} "
               f"| {row['minutes']:.1f} | {row['best']:.2f} |")
-    for path in plot(groups, args.out, args.max_steps, args.tag):
+    for path in plot(groups, args.out, args.max_steps, args.tag, args.hold_above):
         print(f"wrote {path}")
