@@ -73,11 +73,11 @@ class Args:
     total_timesteps: int = 10_000
     """total training env steps of the experiment (the run stops exactly there)"""
     n_cycles: Optional[int] = None
-    """cycles per epoch: one episode per env, then n-batches updates (default 50, FetchReach 10)"""
+    """cycles per epoch: one episode per env, then n-batches updates (default 50; FetchReach, PredatorPrey 10)"""
     n_batches: int = 40
     """gradient steps per cycle"""
     batch_size: Optional[int] = None
-    """transitions per gradient step (default 2048, FetchReach 256; baselines: 256 per MPI worker)"""
+    """transitions per gradient step (default 2048 = 8 MPI workers x 256; FetchReach, PredatorPrey 256)"""
     n_test_rollouts: int = 10
     """deterministic test episodes per env after each epoch"""
     buffer_size: int = 1_000_000
@@ -114,14 +114,19 @@ class Args:
 # transitions per gradient step (the gradient of a 2048 batch is the average of 8 workers' 256-batch gradients);
 # one worker does not learn FetchPush. FetchReach: baselines' 1-CPU command (2 envs, batch 256, 10 cycles),
 # which needs far fewer env steps and seconds on this easy task than the 8-worker set-up.
+# PredatorPrey (not in baselines): its Q values lie in [-1, 1], not [-1/(1-gamma), 0], so baselines' action L2
+# of 1.0 would swamp dQ/du (her_ddpg.py scales it to 0.02; SHER has none); alpha's entropy bonus likewise weighs
+# ~1/(1-gamma) more against Q here than on Fetch and might need scaling (left at --alpha, untuned). Its short episodes
+# and cheap numpy simulator make batch 256 and 10 cycles per epoch the better trade.
 TASK_DEFAULTS = {"": dict(num_envs=16, batch_size=2048, n_cycles=50),
-                 "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10)}
+                 "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10),
+                 "PredatorPrey": dict(batch_size=256, n_cycles=10)}
 
 
 def fill_task_defaults(args: Args) -> None:
-    """Set the fields left at None from TASK_DEFAULTS (the longest matching env-id prefix wins)."""
+    """Set the fields left at None from TASK_DEFAULTS: the task's own entry, then the general one."""
     prefix = max((p for p in TASK_DEFAULTS if args.env_id.startswith(p)), key=len)
-    for key, value in TASK_DEFAULTS[prefix].items():
+    for key, value in {**TASK_DEFAULTS[""], **TASK_DEFAULTS[prefix]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
@@ -195,17 +200,29 @@ def episode_horizon(args: Args, envs: gym.vector.VectorEnv) -> int:
     return gym.spec(args.env_id).max_episode_steps
 
 
-def task_spec(args: Args) -> tuple[tuple[float, float], bool]:
-    """(critic target clip range, whether a nonzero reward marks a terminal transition).
+def task_spec(args: Args) -> tuple[tuple[float, float], bool, bool]:
+    """(critic target clip range, whether a nonzero reward marks a terminal transition, whether the networks
+    see the achieved goal next to the observation).
 
     Fetch/Hand: rewards are -1 or 0 and episodes are only ever cut by the time limit, so there is no done
     mask and the return lies in [-1/(1-gamma), 0] (baselines: clip_return = 1/(1-gamma), clip_pos_returns).
+    Their observation already holds the achieved goal (gripper or object position): inputs [o, g] as baselines.
     PredatorPrey: rewards lie in [-1, 1] and a reward is nonzero exactly on a terminal step (+1 capture,
     -1 time-out), so every return is +-gamma^k: the target is clipped to [-1, 1] (tighter than the generic
-    [r_min, r_max] / (1-gamma), and exact) and the done mask is r != 0, also for relabelled goals."""
+    [r_min, r_max] / (1-gamma), and exact) and the done mask is r != 0, also for relabelled goals.
+    Deliberate difference: its observation (the prey velocity) says nothing of the predator's position, so
+    the networks get [o, ag, g] there (ag appended to o everywhere: buffer, normaliser, inputs)."""
     if is_predator_prey(args.env_id):
-        return (-1.0, 1.0), True
-    return (-1.0 / (1.0 - args.gamma), 0.0), False
+        return (-1.0, 1.0), True, True
+    return (-1.0 / (1.0 - args.gamma), 0.0), False, False
+
+
+def net_observation(obs: dict, with_achieved_goal: bool) -> np.ndarray:
+    """The observation o the networks and the buffer use: obs["observation"], followed by the achieved goal
+    where task_spec asks for it."""
+    if with_achieved_goal:
+        return np.concatenate([obs["observation"], obs["achieved_goal"]], -1)
+    return obs["observation"]
 
 
 # ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3)
@@ -295,29 +312,33 @@ class EpisodeBuffer:
 
 
 # ALGO LOGIC: one episode per env from reset (baselines rollout.py RolloutWorker.generate_rollouts)
-def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int, seed: Optional[int] = None):
+def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int, with_achieved_goal: bool,
+            seed: Optional[int] = None):
     """Returns (episodes with length >= 1, success of each such episode, its return, env steps taken).
 
     An env's episode ends at its time limit or terminal step; `max_steps` cuts the batch so that no more
     than that many transitions are taken into account (the extra simulated steps of cut envs are dropped)."""
     n, space = envs.num_envs, envs.single_observation_space
-    obs_dim, goal_dim = space["observation"].shape[0], space["desired_goal"].shape[0]
+    goal_dim = space["desired_goal"].shape[0]
+    obs_dim = space["observation"].shape[0] + (goal_dim if with_achieved_goal else 0)
     act_dim = envs.single_action_space.shape[0]
     ep = dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
               g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
               length=np.zeros(n, np.int64))
     success, returns = np.zeros(n), np.zeros(n)
     obs, _ = envs.reset(seed=seed)
-    ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = obs["observation"], obs["achieved_goal"], obs["desired_goal"]
+    ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = (net_observation(obs, with_achieved_goal), obs["achieved_goal"],
+                                                    obs["desired_goal"])
     alive = np.ones(n, bool)
     for t in range(T):
         alive[np.flatnonzero(alive)[max(max_steps - int(ep["length"].sum()), 0):]] = False  # budget cut
         if not alive.any():
             break
-        u = policy(obs["observation"], obs["desired_goal"])
+        o = net_observation(obs, with_achieved_goal)
+        u = policy(o, obs["desired_goal"])
         obs, reward, terminated, truncated, infos = envs.step(u)
         ep["u"][alive, t] = u[alive]
-        ep["o"][alive, t + 1] = obs["observation"][alive]
+        ep["o"][alive, t + 1] = net_observation(obs, with_achieved_goal)[alive]
         ep["ag"][alive, t + 1] = obs["achieved_goal"][alive]
         ep["g"][alive, t + 1] = obs["desired_goal"][alive]
         ep["length"][alive] += 1
@@ -460,7 +481,9 @@ class Learner:
     def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "qf1": self.qf1.state_dict(), "qf2": self.qf2.state_dict(),
                 "vf": self.vf.state_dict(), "log_alpha": self.log_alpha.detach()}
-# ======================================================= END LEARNER =======================================================
+
+
+# ================================================== END LEARNER =====================================================
 
 
 if __name__ == "__main__":
@@ -494,9 +517,10 @@ if __name__ == "__main__":
     rng = np.random.default_rng(args.seed)
 
     space = envs.single_observation_space
-    obs_dim, goal_dim = space["observation"].shape[0], space["desired_goal"].shape[0]
+    clip_range, terminal_on_reward, with_achieved_goal = task_spec(args)
+    goal_dim = space["desired_goal"].shape[0]
+    obs_dim = space["observation"].shape[0] + (goal_dim if with_achieved_goal else 0)
     act_dim = action_space.shape[0]
-    clip_range, terminal_on_reward = task_spec(args)
     compute_reward = make_reward_env(args).compute_reward
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip, device)
@@ -525,7 +549,7 @@ if __name__ == "__main__":
                 # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8)
                 episodes, success, returns, steps = rollout(
                     envs, lambda o, g: learner.act(preprocess(o, g), True, rng), T,
-                    args.total_timesteps - global_step, seed=env_seed)
+                    args.total_timesteps - global_step, with_achieved_goal, seed=env_seed)
                 env_seed = None  # seed the first reset only; the envs' own generators carry on
                 global_step += steps
                 train_success.extend(success)
@@ -557,7 +581,7 @@ if __name__ == "__main__":
             test_success = []
             for i in range(args.n_test_rollouts):
                 _, success, _, _ = rollout(envs, lambda o, g: learner.act(preprocess(o, g), False, rng), T,
-                                           args.num_envs * T)
+                                           args.num_envs * T, with_achieved_goal)
                 test_success.extend(success)
             s_train = float(np.mean(train_success))
             s_test = float(np.mean(test_success)) if test_success else float("nan")

@@ -42,11 +42,12 @@ def interrupt_script(name: str, cwd, *flags) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, first_line + stdout, stderr)
 
 
-def assert_one_line_error(name: str, cwd, *flags) -> None:
-    """Bad flags: non-zero exit, exactly one line on stderr, no traceback."""
+def assert_one_line_error(name: str, cwd, *flags) -> subprocess.CompletedProcess:
+    """Bad flags: non-zero exit, exactly one line on stderr, no traceback; returns the run for further checks."""
     out = run_script(name, cwd, *flags)
     assert out.returncode != 0
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+    return out
 
 
 def read_scalars(cwd) -> dict:

@@ -3,25 +3,15 @@
 The script's helpers are imported from the file itself; the end-to-end runs are subprocesses with tiny budgets.
 """
 
-import importlib.util
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import envs  # noqa: F401  (registers PredatorPrey-v0)
+from conftest import assert_one_line_error, interrupt_script, load_script, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "algorithms" / "her_ddpg.py"
-_spec = importlib.util.spec_from_file_location("her_ddpg", SCRIPT)
-her_ddpg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(her_ddpg)
+her_ddpg = load_script("her_ddpg")
 
 K4 = 1.0 - 1.0 / (1.0 + 4)  # future_p for replay_k = 4
 
@@ -291,12 +281,6 @@ def test_predator_prey_rollout_cuts_at_the_budget_and_shows_the_predator():
     envs.close()
 
 
-def run(flags, cwd, timeout=120):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(SCRIPT), *flags], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
 def last_step(stdout):
     line = [line for line in stdout.splitlines() if line.startswith("epoch")][-1]
     return line.split()[3]
@@ -306,7 +290,7 @@ def test_fetch_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path):
     """A tiny FetchReach run (async env workers) exits 0, writes a TensorBoard event file and a saved model,
     and ends exactly at the budget: 130 = 2 x 50 + a last batch cut to 2 x 15 steps."""
     flags = ["--env-id", "FetchReach-v4", "--n-batches", "2", "--n-cycles", "1", "--n-test-rollouts", "1"]
-    proc = run([*flags, "--total-timesteps", "130", "--save-model"], tmp_path)
+    proc = run_script("her_ddpg", tmp_path, *flags, "--total-timesteps", "130", "--save-model")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert last_step(proc.stdout) == "130/130"
     assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
@@ -322,7 +306,7 @@ def test_predator_prey_smoke_runs_stop_at_the_budget_and_repeat_with_one_seed(tm
     models = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        proc = run(flags, tmp_path / name)
+        proc = run_script("her_ddpg", tmp_path / name, *flags)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert last_step(proc.stdout) == "250/250"
         assert len(list((tmp_path / name).glob("runs/*/events.out.tfevents.*"))) == 1
@@ -340,19 +324,10 @@ def test_ctrl_c_ends_the_run_cleanly(tmp_path):
     env workers: the script says where it stopped, saves the model, closes its TensorBoard log, exits 0."""
     flags = ["--env-id", "FetchReach-v4", "--n-batches", "1", "--n-cycles", "1", "--n-test-rollouts", "1",
              "--total-timesteps", "1000000", "--save-model"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *flags], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        assert proc.stdout.readline().startswith("epoch")  # training is under way
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "interrupted at step" in stdout and "Traceback" not in stderr
+    proc = interrupt_script("her_ddpg", tmp_path, *flags)
+    assert proc.stdout.startswith("epoch")  # the signal came once training was under way
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "interrupted at step" in proc.stdout and "Traceback" not in proc.stderr
     assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
     assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
 
@@ -360,11 +335,8 @@ def test_ctrl_c_ends_the_run_cleanly(tmp_path):
 @pytest.mark.parametrize("flags", [["--env-id", "NoSuchEnv-v0"], ["--total-timesteps", "-5"]])
 def test_bad_flags_exit_with_one_line(tmp_path, flags):
     """Bad input ends the script non-zero with exactly one `error: ...` line on stderr and no traceback."""
-    proc = run(flags, tmp_path, timeout=60)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
+    proc = assert_one_line_error("her_ddpg", tmp_path, *flags)  # non-zero, one stderr line, no traceback
+    assert proc.stderr.startswith("error: "), proc.stderr
 
 
 @pytest.mark.parametrize("field, value", [
