@@ -40,7 +40,7 @@ def load_runs(runs_dir, tag, include):
 
 
 def first_crossing(steps, values, seconds, threshold):
-    hit = np.flatnonzero(values >= threshold)
+    hit = np.flatnonzero(values >= threshold - 1e-6)  # the logs hold float32: 0.9 -> 0.8999999
     return (steps[hit[0]], seconds[hit[0]]) if hit.size else (np.nan, np.nan)
 
 

@@ -39,7 +39,7 @@ def scalar(events, tag):
 
 def seconds_to_success(events, threshold):
     start = events.FirstEventTimestamp()
-    hits = [s.wall_time - start for s in events.Scalars("charts/success_rate") if s.value >= threshold]
+    hits = [s.wall_time - start for s in events.Scalars("charts/success_rate") if s.value >= threshold - 1e-6]  # float32 logs
     return hits[0] if hits else float("nan")
 
 
