@@ -215,7 +215,7 @@ def reward_entropy(s_ratio: float) -> float:
 def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator) -> dict:
     """Relabelled copies of every episode fragment of a rollout.
 
-    `rollout` holds flat, env-major arrays: `desired_goal`, `next_achieved_goal` (the predator position
+    `rollout` holds flat, env-major arrays: `next_achieved_goal` (the predator position
     after the step's action), `episode_steps`, `fragment_end` (an episode ended or the rollout ran out).
     Returns `index` (which real step each relabelled step copies), `goal`, `reward`, `terminal` and
     `copy_end`; every copy ends at its first hindsight success, as the real task would end there.
@@ -451,7 +451,7 @@ if __name__ == "__main__":
             # ALGO LOGIC: HER: relabel, recompute rewards, log-probs, values and GAE per copy
             if args.her:
                 copies, real_kept, episodes_dropped = meher_relabel(
-                    dict(desired_goal=b_obs[:, -args.num_dims:], next_achieved_goal=env_major(next_achieved),
+                    dict(next_achieved_goal=env_major(next_achieved),
                          episode_steps=env_major(episode_steps), fragment_end=fragment_end,
                          reward=env_major(rewards), terminal=real_terminal),
                     args.s_ratio, args.failure, args.her_strategy, args.radius, args.grid_size, compute_reward, her_rng)

@@ -211,7 +211,7 @@ def her_enabled(enabled: bool, recent_success: list, threshold: float) -> bool:
 def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator) -> dict:
     """Relabelled copies of every episode fragment of a rollout.
 
-    `rollout` holds flat, env-major arrays: `desired_goal`, `next_achieved_goal` (the predator position
+    `rollout` holds flat, env-major arrays: `next_achieved_goal` (the predator position
     after the step's action), `episode_steps`, `fragment_end` (an episode ended or the rollout ran out).
     Returns `index` (which real step each relabelled step copies), `goal`, `reward`, `terminal` and
     `copy_end`; every copy ends at its first hindsight success, as the real task would end there.
@@ -378,7 +378,7 @@ if __name__ == "__main__":
             # ALGO LOGIC: HER: relabel, recompute rewards, log-probs, values and GAE per copy
             if her_on:
                 copies = relabel(
-                    dict(desired_goal=b_obs[:, -args.num_dims:], next_achieved_goal=env_major(next_achieved),
+                    dict(next_achieved_goal=env_major(next_achieved),
                          episode_steps=env_major(episode_steps), fragment_end=fragment_end),
                     args.her_strategy, args.her_k, compute_reward, her_rng)
                 her = score_copies(agent, b_obs, b_actions, copies, args.num_dims, args.gamma, args.gae_lambda, device)

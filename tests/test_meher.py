@@ -22,11 +22,10 @@ def collect_rollout(skill, num_envs=4, num_steps=128, seed=0):
                         radius=RADIUS, grid_size=GRID, autoreset_mode="same_step")
     rng = np.random.default_rng(seed)
     obs, _ = envs.reset(seed=seed)
-    steps = {key: [] for key in ("desired_goal", "next_achieved_goal", "episode_steps", "reward", "terminal")}
+    steps = {key: [] for key in ("next_achieved_goal", "episode_steps", "reward", "terminal")}
     for _ in range(num_steps):
         toward = np.clip(obs["desired_goal"] - obs["achieved_goal"], -1, 1)
         action = np.where(rng.random((num_envs, 1)) < skill, toward, rng.uniform(-1, 1, toward.shape))
-        steps["desired_goal"].append(obs["desired_goal"])
         obs, reward, terminal, _, infos = envs.step(action.astype(np.float32))
         steps["next_achieved_goal"].append(infos["final_obs"]["achieved_goal"] if "final_obs" in infos
                                            else obs["achieved_goal"])
