@@ -4,7 +4,7 @@ Runs are grouped by exp name (run dirs are `{env_id}__{exp_name}__{seed}__{time}
 `{algorithm}-{prey}-{spawn}` puts the algorithm's curves for one prey x spawn condition in one plot.
 Curves show the median and the interquartile range over seeds (as the papers plot); a run that stopped early
 at its success target (last value >= --hold-above) is held at its last value, other runs end at their last step. Prints a markdown table:
-env steps and minutes to the success threshold (median over seeds that reached it), and the best success rate.
+env steps and minutes to the success threshold (median over seeds that reached it), the best and the final success rate.
 
     python benchmarks/plot_results.py --runs runs --out docs/ppo_her --max-steps 300000
 """
@@ -52,7 +52,8 @@ def summarise(groups, threshold):
         rows.append(dict(exp=exp_name, seeds=len(runs), reached=int(reached.sum()),
                          steps=np.median(crossings[reached, 0]) if reached.any() else np.nan,
                          minutes=np.median(crossings[reached, 1]) / 60 if reached.any() else np.nan,
-                         best=np.median([run[1].max() for run in runs])))
+                         best=np.median([run[1].max() for run in runs]),
+                         final=np.median([run[1][-1] for run in runs])))
     return rows
 
 
@@ -92,16 +93,18 @@ if __name__ == "__main__":
     parser.add_argument("--max-steps", type=int, default=300_000, help="x-axis range")
     parser.add_argument("--hold-above", type=float, default=0.95, help="the runs' --stop-at-success level")
     parser.add_argument("--include", nargs="*", default=[], help="only exp names containing one of these")
+    parser.add_argument("--seconds", action="store_true", help="wall-clock column in seconds, not minutes")
     args = parser.parse_args()
     groups = load_runs(args.runs, args.tag, args.include)
     if not groups:
         raise SystemExit(f"error: no runs with {args.tag} under {args.runs}")
     os.makedirs(args.out, exist_ok=True)
     pct = f"{args.threshold:.0%}"
-    print(f"| experiment | seeds | reached {pct} | env steps to {pct} (median) | minutes to {pct} (median) "
-          f"| best success (median) |\n|-|-|-|-|-|-|")
+    unit, scale = ("seconds", 60) if args.seconds else ("minutes", 1)
+    print(f"| experiment | seeds | reached {pct} | env steps to {pct} (median) | {unit} to {pct} (median) "
+          f"| best success (median) | final success (median) |\n|-|-|-|-|-|-|-|")
     for row in summarise(groups, args.threshold):
         print(f"| {row['exp']} | {row['seeds']} | {row['reached']}/{row['seeds']} | {row['steps']:,.0f} "
-              f"| {row['minutes']:.1f} | {row['best']:.2f} |")
+              f"| {row['minutes'] * scale:.1f} | {row['best']:.2f} | {row['final']:.2f} |")
     for path in plot(groups, args.out, args.max_steps, args.tag, args.hold_above):
         print(f"wrote {path}")
