@@ -57,6 +57,13 @@ def summarise(groups, threshold):
     return rows
 
 
+def save_figure(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot(groups, out_dir, max_steps, tag, hold_above):
     """One PNG per condition (the part of the exp name after the first '-'), one curve per algorithm."""
     by_condition = defaultdict(dict)
@@ -76,11 +83,7 @@ def plot(groups, out_dir, max_steps, tag, hold_above):
             ax.fill_between(grid, low, high, alpha=0.25)
         ax.set(title=condition, xlabel="env steps", ylabel=tag.split("/")[-1], ylim=(0, 1.02), xlim=(0, max_steps))
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"{condition}.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, os.path.join(out_dir, f"{condition}.png")))
     return paths
 
 

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from plot_results import first_crossing, load_runs  # noqa: E402
+from plot_results import first_crossing, load_runs, save_figure  # noqa: E402
 
 
 def sweep_table(runs_dir, threshold):
@@ -56,11 +56,7 @@ def plot_curves(condition, runs_by_d, out_dir, max_steps):
     ax.set(title=f"MEHER S-ratio sweep, {condition} (median of {len(runs)} seeds)", xlabel="env steps",
            ylabel="success rate", ylim=(0, 1.02), xlim=(0, max_steps))
     ax.legend(fontsize=7, ncol=2, loc="lower right")
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"sweep-{condition}.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, os.path.join(out_dir, f"sweep-{condition}.png"))
 
 
 def plot_bars(scores, out_dir):
@@ -78,11 +74,7 @@ def plot_bars(scores, out_dir):
         ax.set(xlabel="target S-ratio D", title=f"success x (1 - T / T_slowest), T in {unit}")
     axes[0].set_ylabel("M (median over seeds)")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "sweep-metric.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, os.path.join(out_dir, "sweep-metric.png"))
 
 
 if __name__ == "__main__":
