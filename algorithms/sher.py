@@ -327,18 +327,18 @@ def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int
               length=np.zeros(n, np.int64))
     success, returns = np.zeros(n), np.zeros(n)
     obs, _ = envs.reset(seed=seed)
-    ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = (net_observation(obs, with_achieved_goal), obs["achieved_goal"],
-                                                    obs["desired_goal"])
+    o = net_observation(obs, with_achieved_goal)
+    ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = o, obs["achieved_goal"], obs["desired_goal"]
     alive = np.ones(n, bool)
     for t in range(T):
         alive[np.flatnonzero(alive)[max(max_steps - int(ep["length"].sum()), 0):]] = False  # budget cut
         if not alive.any():
             break
-        o = net_observation(obs, with_achieved_goal)
         u = policy(o, obs["desired_goal"])
         obs, reward, terminated, truncated, infos = envs.step(u)
+        o = net_observation(obs, with_achieved_goal)
         ep["u"][alive, t] = u[alive]
-        ep["o"][alive, t + 1] = net_observation(obs, with_achieved_goal)[alive]
+        ep["o"][alive, t + 1] = o[alive]
         ep["ag"][alive, t + 1] = obs["achieved_goal"][alive]
         ep["g"][alive, t + 1] = obs["desired_goal"][alive]
         ep["length"][alive] += 1

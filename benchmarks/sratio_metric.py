@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from plot_results import first_crossing, load_runs, save_figure  # noqa: E402
 
 
-def sweep_table(runs_dir, threshold):
+def sweep_table(runs_dir):
     """{condition: {D: [(steps, values, seconds), ...]}} for the exp names meher{D}-{condition}."""
     table = defaultdict(dict)
     for exp_name, runs in load_runs(runs_dir, "charts/success_rate", ["meher"]).items():
@@ -41,7 +41,10 @@ def metric(runs_by_d, threshold):
     for d, runs in runs_by_d.items():
         final = np.array([values[-1] for _, values, _ in runs])
         steps, seconds = crossings[d][:, 0], crossings[d][:, 1]
-        score = lambda t, t_max: np.where(np.isnan(t), 0.0, final * (1 - np.nan_to_num(t) / t_max))  # noqa: E731
+
+        def score(t, t_max):
+            return np.where(np.isnan(t), 0.0, final * (1 - np.nan_to_num(t) / t_max))
+
         result[d] = (score(seconds, slowest[1]), score(steps, slowest[0]), final, seconds, steps)
     return result
 
@@ -84,7 +87,7 @@ if __name__ == "__main__":
     parser.add_argument("--threshold", type=float, default=0.9, help="success level that defines T")
     parser.add_argument("--max-steps", type=int, default=150_000, help="x-axis range of the curves")
     args = parser.parse_args()
-    table = sweep_table(args.runs, args.threshold)
+    table = sweep_table(args.runs)
     if not table:
         raise SystemExit(f"error: no meher{{D}}-{{prey}}-{{spawn}} runs under {args.runs}")
     os.makedirs(args.out, exist_ok=True)
