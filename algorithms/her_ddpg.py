@@ -6,8 +6,8 @@
 # replay_buffer.py, rollout.py} (referred to as "baselines" below). Style: CleanRL's ddpg_continuous_action.py.
 #
 # Layout: everything outside the "LEARNER" block (arguments, env set-up, normalisers, HER sampler,
-# episode buffer, rollouts, evaluation, logging, the main loop) is shared line for line with sher.py,
-# which swaps in its own learner (SAC + V network) with the same interface: act / update / update_target.
+# episode buffer, rollouts, evaluation, logging, the main loop) is shared line for line by her_ddpg.py and
+# sher.py, which differ only in the learner (DDPG / SAC + V network) behind one interface: act / update / update_target.
 #
 # Budget: `--total-timesteps` counts training env steps (stored transitions); the run stops exactly there
 # (the last episode batch is cut short if needed). An epoch is `n_cycles` cycles of (one episode per env,

@@ -5,8 +5,8 @@
 # github.com/FSLight1996/SHER (baselines' her/ with Spinning Up's TF1 SAC-v1 as learner), "the released code" below.
 #
 # Layout: everything outside the "LEARNER" block (arguments, env set-up, normalisers, HER sampler,
-# episode buffer, rollouts, evaluation, logging, the main loop) is shared line for line with her_ddpg.py,
-# whose learner (DDPG) this file swaps for SAC + V network with the same interface: act / update / update_target.
+# episode buffer, rollouts, evaluation, logging, the main loop) is shared line for line by her_ddpg.py and
+# sher.py, which differ only in the learner (DDPG / SAC + V network) behind one interface: act / update / update_target.
 #
 # Deliberate difference: plain HER `future` goals, as her_ddpg.py; the released her.py passed them through CHER's
 # curriculum goal selection (Fang et al. 2019; 128 candidates -> 64), an option ("A") of Algorithm 1 line 1.

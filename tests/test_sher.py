@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, interrupt_script, load_script, read_scalars, run_script
+from conftest import ALGORITHMS, assert_one_line_error, interrupt_script, load_script, read_scalars, run_script
 
 sher = load_script("sher")
 IN, ACT, MAX_U, GAMMA, ALPHA = 5, 2, 2.0, 0.98, 0.2  # MAX_U != 1: the action scale must show in the log-density
@@ -119,3 +119,15 @@ def test_ctrl_c_ends_the_run_cleanly(tmp_path):
     assert "interrupted at step" in proc.stdout and "Traceback" not in proc.stderr
     assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
     assert len(list(tmp_path.glob("runs/*/sher.cleanrl_model"))) == 1
+
+
+def test_everything_outside_the_learner_is_her_ddpg_line_for_line():
+    """The contract: `diff her_ddpg.py sher.py` shows only the learner. Env set-up, normalisers, HER sampler,
+    buffer, rollouts (from is_predator_prey to the LEARNER banner) and the main loop (after END LEARNER) are identical,
+    so that a fix to one script cannot silently miss the other."""
+    def shared_parts(name: str) -> tuple[str, str]:
+        text = (ALGORITHMS / f"{name}.py").read_text()
+        start, learner, end = text.index("def is_predator_prey"), text.index("# ===="), text.index("END LEARNER")
+        return text[start:learner], text[end:]
+
+    assert shared_parts("her_ddpg") == shared_parts("sher")
