@@ -3,7 +3,7 @@
 # (320k steps; alpha 0.05 is the sher-push run), task defaults, --torch-threads 2, one run at a time (each wants both
 # cores of a 2-core machine: the wall-clock columns compare only runs that had the machine to themselves).
 # Usage: bash benchmarks/sher_results.sh [seeds, default "1 2"]. Resumable: a run whose log directory exists is skipped.
-# About 35 min (DDPG) + 55 min (SHER) + 2 x 27 min (alpha) per seed here.
+# About 40 min (DDPG) + 55 min (SHER) + 2 x 28 min (alpha) per seed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for seed in ${1:-1 2}; do
