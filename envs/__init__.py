@@ -2,6 +2,9 @@
 
     env = gymnasium.make("PredatorPrey-v0", prey="attract", spawn="random")
     envs = gymnasium.make_vec("PredatorPrey-v0", num_envs=1024, vectorization_mode="vector_entry_point")
+    env = gymnasium.make("PredatorPrey-v0", render_mode="rgb_array"); env.reset(); frame = env.render()
+
+Both pickle with their whole state (pickle.dumps(envs)), so a checkpoint can store them mid-episode.
 """
 
 import gymnasium

@@ -7,9 +7,17 @@ The agent is a predator in the box [-G, G]^D chasing a prey. Goal-env view of it
 Reward is +1 on capture (|prey - predator| <= radius, the episode ends), -1 on the 21st step
 without capture (the episode ends), 0 otherwise: every episode returns exactly +1 or -1.
 
+Each step: the step counter grows by one, the predator moves by its action (clipped to [-1, 1] per
+axis, then to the box), capture is checked, and only then does an uncaught prey move (clipped to the
+box) and draw its next velocity. The prey's speed is at most |ones(D)| / 2, half the predator's top
+speed; its six behaviours are listed at `PredatorPreyCore._prey_velocity`.
+
 One batched numpy core (`PredatorPreyCore`, N environments in lock-step) has two faces:
 `PredatorPreyVectorEnv` (a gymnasium VectorEnv, for training) and `PredatorPreyEnv` (a plain
-gymnasium Env, N = 1). The spec is ../shared/DESIGN.md, "The Predator-Prey environment".
+gymnasium Env, N = 1). Both take render_mode="rgb_array" (pictures drawn by envs/predator_prey_render.py)
+and pickle with their whole state (positions, velocities, step counters, pending autoresets and the
+random generators), so that a checkpoint can store an env mid-episode and a restored copy continues
+exactly as the original would.
 """
 
 from __future__ import annotations
@@ -19,8 +27,12 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from envs.predator_prey_render import render_frame
+
 PREY_BEHAVIOURS = ("static", "random", "attract", "repel", "straight_away", "random_direction")
 SPAWN_MODES = ("random", "apart")
+RENDER_MODES = ("rgb_array",)
+RENDER_FPS = 4
 AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 
 
@@ -63,6 +75,16 @@ class PredatorPreyCore:
         self.prey_heading = np.zeros((n, d), np.float32)  # random_direction: drawn at reset, then constant
         self.steps = np.zeros(n, np.int64)
         self.rng = np.random.default_rng()
+        self.trail = None  # (max_episode_steps + 2, predator / prey, N, D) positions, kept only for rendering
+
+    def keep_trail(self) -> None:
+        """Record every game's positions since its episode began (row t = after step t), for pictures."""
+        self.trail = np.zeros((self.max_episode_steps + 2, 2, self.num_envs, self.num_dims), np.float32)
+
+    def _record_trail(self, idx=slice(None)) -> None:
+        games = np.arange(self.num_envs)[idx]
+        row = np.minimum(self.steps[games], len(self.trail) - 1)  # a next_step game past its end is reset next
+        self.trail[row, 0, games], self.trail[row, 1, games] = self.predator[games], self.prey_pos[games]
 
     def seed(self, seed=None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -87,8 +109,18 @@ class PredatorPreyCore:
         self.steps[idx] = 0
         self.prey_heading[idx] = self.rng.uniform(-1, 1, (n, d))
         self.prey_vel[idx] = self._prey_velocity(self.predator[idx], self.prey_pos[idx], self.prey_heading[idx])
+        if self.trail is not None:
+            self._record_trail(idx)
 
     def _prey_velocity(self, predator, prey, heading) -> np.ndarray:
+        """The prey's next velocity, speed * direction / |direction| (a zero direction gives zero velocity):
+        static       0
+        random       speed ~ U(0, cap), direction ~ U(-1, 1)^D, both redrawn every step
+        attract      speed cap, direction m * o + (1 - m) * (predator - prey), m ~ U(0.1, 1)
+        repel        speed cap, direction m * o + (1 - m) * (prey - predator), m ~ U(0, 1)
+        straight_away  speed cap, direction prey - predator
+        random_direction  speed cap, direction ~ U(-1, 1)^D drawn at reset, then kept
+        where o is a random vector orthogonal to the base direction and of the same length."""
         cap, shape = self.prey_speed_cap, prey.shape
         if self.prey == "static":
             return np.zeros(shape, np.float32)
@@ -127,6 +159,8 @@ class PredatorPreyCore:
         self.prey_pos += self.prey_vel * ~captured[:, None]
         np.clip(self.prey_pos, -g, g, out=self.prey_pos)
         self.prey_vel = self._prey_velocity(self.predator, self.prey_pos, self.prey_heading)
+        if self.trail is not None:
+            self._record_trail()
         return reward, reward != 0, captured.astype(np.float32)
 
     def observe(self, idx=slice(None)) -> dict:
@@ -160,16 +194,23 @@ class PredatorPreyCore:
 
 
 class PredatorPreyEnv(gym.Env):
-    """Single Predator-Prey game (the N = 1 core); passes gymnasium's check_env."""
+    """Single Predator-Prey game (the N = 1 core); passes gymnasium's check_env.
 
-    metadata = {"render_modes": []}
+    render_mode="rgb_array": `render()` returns the current picture, (400, 400, 3) uint8 for D = 2 and
+    (400, 800, 3) for D >= 3 (two views side by side); see envs/predator_prey_render.py."""
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
     reward_range = (-1.0, 1.0)
 
     def __init__(self, prey="random", spawn="random", num_dims=3, grid_size=10.0, radius=1.0,
                  max_episode_steps=20, render_mode=None):
+        _choice("render_mode", render_mode, (None, *RENDER_MODES))
         self.core = PredatorPreyCore(1, prey, spawn, num_dims, grid_size, radius, max_episode_steps)
         self.observation_space, self.action_space = self.core.spaces()
         self.max_episode_steps = self.core.max_episode_steps
+        self.render_mode = render_mode
+        if render_mode is not None:
+            self.core.keep_trail()
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -189,6 +230,12 @@ class PredatorPreyEnv(gym.Env):
     def compute_reward(self, achieved_goal, desired_goal, info=None):
         return self.core.compute_reward(achieved_goal, desired_goal, info)
 
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn('render() needs render_mode="rgb_array" in gymnasium.make("PredatorPrey-v0", ...)')
+            return None
+        return render_frame(self.core, 0)
+
 
 class PredatorPreyVectorEnv(VectorEnv):
     """`num_envs` Predator-Prey games in one numpy core.
@@ -197,18 +244,25 @@ class PredatorPreyVectorEnv(VectorEnv):
     reset inside the step that ended it; `infos["final_obs"]` then is a batched Dict whose rows marked in
     `infos["_final_obs"]` hold the finished episodes' last observations (other rows: the ordinary obs).
     `infos["is_success"]` and `infos["episode_steps"]` always describe the step just taken.
+    render_mode="rgb_array": `render()` returns a tuple with one picture per game, as gymnasium's
+    vector envs do (pictures cost time: render a small vector env, not a training batch).
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": list(RENDER_MODES),
+                "render_fps": RENDER_FPS}
 
     def __init__(self, num_envs=1, prey="random", spawn="random", num_dims=3, grid_size=10.0, radius=1.0,
                  max_episode_steps=20, autoreset_mode=AutoresetMode.NEXT_STEP, render_mode=None):
         if isinstance(autoreset_mode, AutoresetMode):
             autoreset_mode = autoreset_mode.name.lower()
         _choice("autoreset_mode", autoreset_mode, AUTORESET_MODES)
+        _choice("render_mode", render_mode, (None, *RENDER_MODES))
         self.core = PredatorPreyCore(num_envs, prey, spawn, num_dims, grid_size, radius, max_episode_steps)
         self.num_envs = self.core.num_envs
-        self.metadata = {"autoreset_mode": AUTORESET_MODES[autoreset_mode]}
+        self.metadata = {**self.metadata, "autoreset_mode": AUTORESET_MODES[autoreset_mode]}
+        self.render_mode = render_mode
+        if render_mode is not None:
+            self.core.keep_trail()
         self.single_observation_space, self.single_action_space = self.core.spaces()
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
@@ -246,3 +300,9 @@ class PredatorPreyVectorEnv(VectorEnv):
 
     def compute_reward(self, achieved_goal, desired_goal, info=None):
         return self.core.compute_reward(achieved_goal, desired_goal, info)
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn('render() needs render_mode="rgb_array" in gymnasium.make_vec("PredatorPrey-v0", ...)')
+            return None
+        return tuple(render_frame(self.core, i) for i in range(self.num_envs))

@@ -1,10 +1,12 @@
 """Tests of the Predator-Prey goal environment (envs/predator_prey.py).
 
-The spec is ../shared/DESIGN.md, "The Predator-Prey environment (envs/)". State is set directly through
-`env.unwrapped.core` where a test needs an exact situation.
+What they protect: the task's rules (step order, rewards, prey behaviours, spawns), gymnasium conformance,
+seeding, bad input, autoreset, the rgb_array pictures and pickled copies that continue exactly like the
+original. State is set directly through `env.unwrapped.core` where a test needs an exact situation.
 """
 
 import itertools
+import pickle
 import warnings
 
 import gymnasium
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from envs import PREY_BEHAVIOURS, SPAWN_MODES, PredatorPreyEnv, PredatorPreyVectorEnv
+from envs import predator_prey_render as picture
 
 CONDITIONS = list(itertools.product(PREY_BEHAVIOURS, SPAWN_MODES))
 G = 10.0  # default grid_size
@@ -247,16 +250,16 @@ def test_random_spawns_are_never_captured(num_dims, radius):
 
 
 # -- seeding ------------------------------------------------------------------------------------------
-def vector_trajectory(seed, prey, spawn, num_envs=16, autoreset_mode="same_step", steps=50) -> list:
-    env = make_vector(num_envs, prey=prey, spawn=spawn, autoreset_mode=autoreset_mode)
+def vector_trajectory(seed, prey, spawn, num_envs=16, autoreset_mode="same_step", steps=50, **options) -> list:
+    env = make_vector(num_envs, prey=prey, spawn=spawn, autoreset_mode=autoreset_mode, **options)
     trajectory = [env.reset(seed=seed)[0]]
     for action in random_actions(seed, steps, num_envs):
         trajectory.append(env.step(action)[:3])
     return trajectory
 
 
-def single_trajectory(seed, prey, spawn, steps=50) -> list:
-    env = make_single(prey=prey, spawn=spawn)
+def single_trajectory(seed, prey, spawn, steps=50, **options) -> list:
+    env = make_single(prey=prey, spawn=spawn, **options)
     trajectory = [env.reset(seed=seed)[0]]
     for (action,) in random_actions(seed, steps, 1):
         obs, reward, terminated, _, _ = env.step(action)
@@ -405,3 +408,133 @@ def test_next_step_autoreset_resets_on_following_step_with_zero_reward(two_games
     assert infos["episode_steps"].tolist() == [0, 5]
     np.testing.assert_array_equal(obs["achieved_goal"][0], [0, 0, 0])
     np.testing.assert_array_equal(step()[0]["achieved_goal"][0], [0, 0, 1])
+
+
+# -- rgb_array pictures -------------------------------------------------------------------------------
+@pytest.mark.parametrize("num_dims,shape", [(2, (400, 400, 3)), (3, (400, 800, 3)), (6, (400, 800, 3))])
+def test_render_returns_uint8_picture_per_game(num_dims, shape):
+    """rgb_array: the single env renders one HxWx3 uint8 picture (two views for D >= 3), the vector env a
+    tuple with one per game."""
+    env = gymnasium.make("PredatorPrey-v0", render_mode="rgb_array", num_dims=num_dims)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    frame = env.render()
+    assert frame.shape == shape and frame.dtype == np.uint8
+    vector = make_vector(3, num_dims=num_dims, render_mode="rgb_array")
+    vector.reset(seed=0)
+    frames = vector.render()
+    assert len(frames) == 3 and all(f.shape == shape and f.dtype == np.uint8 for f in frames)
+    assert not np.array_equal(frames[0], frames[1])  # random spawns differ, and so do their pictures
+
+
+def centroid(frame, color, view) -> np.ndarray:
+    """(row, column) centre of the pixels of exactly `color` inside view `view` (below the header)."""
+    area = frame[picture.HEADER:, view * picture.PANEL:(view + 1) * picture.PANEL]
+    rows, cols = np.nonzero((area == color).all(-1))
+    assert rows.size > 20, f"no {color} disk in view {view}"
+    return np.array([rows.mean(), cols.mean()])
+
+
+def test_render_moves_predator_and_prey_pixels_with_them():
+    """The predator's and the prey's disks move in the picture by what they move in the world (up = +y/+z),
+    in both views of a 3-D game; a static prey's disk stays put."""
+    for prey_vel in ([0, -0.8, 0.5], [0, 0, 0]):
+        env = make_single(prey="random_direction", spawn="apart", render_mode="rgb_array")
+        env.reset(seed=0)
+        set_state(env, predator=[-4, 2, -3], prey=[5, -2, 3], prey_vel=prey_vel)
+        env.unwrapped.core.prey_heading[:] = prey_vel  # random_direction keeps this heading
+        before = env.render()
+        env.step(np.array([1, 0.5, -1], np.float32))
+        after = env.render()
+        pixels = picture.BOX / (2 * G)  # per world unit
+        for view, (across, up) in enumerate([(0, 1), (0, 2)]):
+            for color, move in ((picture.PREDATOR, [1, 0.5, -1]), (picture.PREY, prey_vel)):
+                expected = np.array([-move[up], move[across]]) * pixels  # rows grow downwards
+                shift = centroid(after, color, view) - centroid(before, color, view)
+                np.testing.assert_allclose(shift, expected, atol=0.6)
+
+
+def test_render_shows_capture_in_green():
+    """The capture circle is drawn in the 'caught' colour only once the prey is caught."""
+    env = make_single(prey="static", spawn="apart", render_mode="rgb_array")
+    env.reset(seed=0)
+    green = lambda frame: (frame[picture.HEADER:] == picture.CAUGHT).all(-1).sum()  # noqa: E731
+    for _ in range(3):
+        env.step(np.array([0, 0, 1], np.float32))
+        assert green(env.render()) == 0
+    assert env.step(np.array([0, 0, 1], np.float32))[2]
+    assert green(env.render()) > 50
+
+
+@pytest.mark.parametrize("trajectory", [vector_trajectory, single_trajectory])
+def test_render_mode_does_not_change_the_game(trajectory):
+    """The same seed and actions give the same trajectory with and without rgb_array rendering."""
+    assert_same(trajectory(11, "attract", "random"), trajectory(11, "attract", "random", render_mode="rgb_array"))
+
+
+@pytest.mark.parametrize("make", [make_single, lambda: make_vector(4)], ids=["single", "vector"])
+def test_without_render_mode_render_returns_none_and_no_trail_is_kept(make):
+    """render_mode None (the default): render() returns None, and steps keep no positions for pictures."""
+    env = make()
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert env.render() is None
+    assert env.unwrapped.core.trail is None
+
+
+@pytest.mark.parametrize("make", [make_single, lambda **kwargs: make_vector(4, **kwargs)], ids=["single", "vector"])
+def test_unknown_render_mode_raises_value_error_naming_valid_ones(make):
+    """An unknown render mode is a one-line ValueError that lists the valid ones."""
+    with pytest.raises(ValueError, match="render_mode 'video'; valid values: None, rgb_array") as error:
+        make(render_mode="video")
+    assert "\n" not in str(error.value)
+
+
+# -- pickled copies (checkpoints) ---------------------------------------------------------------------
+def continue_both(env, copy, actions) -> None:
+    """Step the original and its copy with the same actions; everything they return must match."""
+    for action in actions:
+        original, copied = env.step(action), copy.step(action)
+        assert_same(original, copied)
+        if env.unwrapped.render_mode is not None:  # the positions kept for the pictures
+            np.testing.assert_array_equal(env.unwrapped.core.trail, copy.unwrapped.core.trail)
+        if isinstance(env, gymnasium.Env) and original[2]:  # the single env: start the next episode unseeded
+            assert_same(env.reset(), copy.reset())
+    if env.unwrapped.render_mode is not None:
+        np.testing.assert_array_equal(env.render(), copy.render())
+
+
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+@pytest.mark.parametrize("autoreset_mode", ["same_step", "next_step"])
+@pytest.mark.parametrize("prey", ["random", "attract", "random_direction"])
+def test_pickled_vector_env_continues_like_the_original(prey, autoreset_mode, render_mode):
+    """A vector env pickled mid-episode (some games just finished, resets pending) and loaded again gives the
+    same observations, rewards, endings and infos as the original for the next 50 steps, and its action
+    space draws the same samples."""
+    env = make_vector(16, prey=prey, autoreset_mode=autoreset_mode, render_mode=render_mode)
+    obs, chasing = env.reset(seed=12)[0], np.arange(16)[:, None] < 8
+    for _ in range(40):  # half the games chase their prey: pickle right after the first captures
+        obs, _, terminated, _, _ = env.step(np.where(chasing, greedy(obs), 0.0))
+        if terminated.any():  # next_step: resets pending; the other games are mid-episode
+            break
+    assert terminated.any() and not terminated.all()
+    copy = pickle.loads(pickle.dumps(env))
+    np.testing.assert_array_equal(copy.action_space.sample(), env.action_space.sample())
+    continue_both(env, copy, random_actions(12, 50, 16))
+
+
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+@pytest.mark.parametrize("prey,spawn", [("random", "random"), ("repel", "apart")])
+def test_pickled_single_env_continues_like_the_original(prey, spawn, render_mode):
+    """gymnasium.make's env (wrappers included) pickled mid-episode continues exactly like the original over
+    the next 50 steps, across the unseeded resets that start new episodes."""
+    env = gymnasium.make("PredatorPrey-v0", prey=prey, spawn=spawn, render_mode=render_mode)
+    env.reset(seed=13)
+    actions = random_actions(13, 57, 1)[:, 0]
+    for action in actions[:7]:
+        env.step(action)
+    copy = pickle.loads(pickle.dumps(env))
+    assert copy.unwrapped.core.steps[0] == 7
+    continue_both(env, copy, actions[7:])
