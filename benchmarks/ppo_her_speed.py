@@ -1,7 +1,8 @@
 """PPO-HER speed, printed as `name value` lines.
 
 1. Throughput with the paper's default hyperparameters and HER on: end-to-end env steps/s (the script's
-   charts/SPS) and the seconds per 2,048-step iteration spent in rollout, relabelling and the PPO update.
+   charts/SPS), and the seconds per 2,048-step iteration spent in the rollout, the relabelling (GAE of the real data,
+   `relabel`, `relabelled_batch`) and the PPO update (`ppo_update`), timed by calling ppo_her.py's own functions.
 2. Wall-clock to 90% success on random prey / random spawn: the default configuration and the fast one
    (FAST below), run one after the other in this command, and their ratio.
 3. The floor (`--part floor`): microseconds of one default minibatch-64 gradient step through the script's Agent,
@@ -43,17 +44,74 @@ def scalar(events, tag):
 
 def seconds_to_success(events, threshold):
     start = events.FirstEventTimestamp()
-    hits = [s.wall_time - start for s in events.Scalars("charts/success_rate") if s.value >= threshold - 1e-6]  # float32 logs
+    hits = [s.wall_time - start for s in events.Scalars("charts/success_rate")
+            if s.value >= threshold - 1e-6]  # float32 logs
     return hits[0] if hits else float("nan")
+
+
+def load_ppo_her():
+    spec = importlib.util.spec_from_file_location("ppo_her", SCRIPT)
+    ppo_her = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ppo_her)
+    return ppo_her
+
+
+def iteration_parts(seed, iterations=10):
+    """Median seconds per default iteration (one env x 2,048 steps, HER `final`, k = 1) spent in the rollout, the
+    relabelling and the PPO update, each timed around the script's own functions, from a fresh agent as a run starts."""
+    import torch
+    ppo_her = load_ppo_her()
+    args = ppo_her.Args(seed=int(seed))
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    envs = ppo_her.make_env(args, args.num_envs)
+    agent = ppo_her.Agent(envs.single_observation_space, args.num_dims, args.hidden_size)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
+    her_rng = np.random.default_rng(args.seed)
+    obs_dict, _ = envs.reset(seed=args.seed)
+    seconds = {"rollout": [], "relabel": [], "update": []}
+    for _ in range(iterations):
+        started = time.perf_counter()
+        steps = {key: [] for key in ("obs", "actions", "logprobs", "values", "reward", "terminal", "episode_steps",
+                                     "next_achieved_goal")}
+        for _ in range(args.num_steps):
+            obs = ppo_her.flat_obs(obs_dict)
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(torch.from_numpy(obs))
+            obs_dict, reward, terminations, _, infos = envs.step(action.numpy())
+            final_obs = infos["final_obs"] if "final_obs" in infos else obs_dict
+            for key, x in zip(steps, (obs, action.numpy(), logprob.numpy(), value.flatten().numpy(), reward,
+                                      terminations.astype(np.float32), infos["episode_steps"],
+                                      final_obs["achieved_goal"])):
+                steps[key].append(x)
+        rollout = {key: np.concatenate(x) for key, x in steps.items()}  # one env: flat order is step order
+        relabelling = time.perf_counter()
+        with torch.no_grad():
+            last_value = agent.get_value(torch.from_numpy(ppo_her.flat_obs(obs_dict))).flatten().numpy()
+        next_values = np.append(rollout["values"][1:], last_value)
+        rollout["fragment_end"] = rollout["terminal"] > 0
+        rollout["fragment_end"][-1] = True
+        advantages = ppo_her.compute_gae(rollout["reward"], rollout["values"], next_values, rollout["terminal"],
+                                         rollout["fragment_end"], args.gamma, args.gae_lambda)
+        batch = dict(obs=rollout["obs"], actions=rollout["actions"], logprobs=rollout["logprobs"],
+                     advantages=advantages, returns=advantages + rollout["values"], values=rollout["values"])
+        copies = ppo_her.relabel(rollout, args.her_strategy, args.her_k, envs.unwrapped.compute_reward, her_rng)
+        relabelled = ppo_her.relabelled_batch(agent, batch["obs"], batch["actions"], copies, args.num_dims,
+                                              args.gamma, args.gae_lambda, "cpu")
+        batch = {key: np.concatenate([batch[key], relabelled[key]]) for key in batch}
+        updating = time.perf_counter()
+        ppo_her.ppo_update(agent, optimizer, batch, args, "cpu")
+        seconds["rollout"].append(relabelling - started)
+        seconds["relabel"].append(updating - relabelling)
+        seconds["update"].append(time.perf_counter() - updating)
+    return {part: float(np.median(x)) for part, x in seconds.items()}
 
 
 def floor(threads, minibatches_per_iteration=610):
     """Time the default update's minibatch step in isolation (no rollout, no logging, no data loading)."""
     import torch
     torch.set_num_threads(int(threads))
-    spec = importlib.util.spec_from_file_location("ppo_her", SCRIPT)
-    ppo_her = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ppo_her)
+    ppo_her = load_ppo_her()
     import gymnasium as gym
     space = gym.make("PredatorPrey-v0").observation_space
     agent = ppo_her.Agent(space, 3, 512)
@@ -101,8 +159,10 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as workdir:
             events, _ = run(["--total-timesteps", "20480", "--seed", args.seed], workdir)
         print(f"default_her_sps {scalar(events, 'charts/SPS')[-1]:.0f}")
-        for part in ("rollout", "relabel", "update"):
-            print(f"default_{part}_seconds_per_iteration {np.median(scalar(events, f'time/{part}_seconds')):.3f}")
+        import torch
+        torch.set_num_threads(int(args.threads))
+        for part, seconds in iteration_parts(args.seed).items():
+            print(f"default_{part}_seconds_per_iteration {seconds:.3f}")
     if args.part in ("time-to-learn", "all"):
         common = ["--prey", "random", "--spawn", "random", "--seed", args.seed, "--stop-at-success", "0.9"]
         seconds = {}

@@ -40,9 +40,9 @@ def collect_rollout(skill, num_envs=4, num_steps=128, seed=0):
 
 def meher_batch(env, s_ratio, failure="random", skill=0.5, seed=0):
     rollout = collect_rollout(skill, seed=seed)
-    copies, real_kept, dropped = meher.meher_relabel(rollout, s_ratio, failure, "final", RADIUS, GRID,
-                                                     env.compute_reward, np.random.default_rng(seed))
-    return rollout, copies, real_kept, dropped
+    copies, real_kept, outcomes, dropped = meher.meher_relabel(rollout, s_ratio, failure, "final", RADIUS, GRID,
+                                                               env.compute_reward, np.random.default_rng(seed))
+    return rollout, copies, real_kept, outcomes, dropped
 
 
 def split_copies(copies):
@@ -54,11 +54,12 @@ def split_copies(copies):
 @pytest.mark.parametrize("s_ratio", S_RATIOS)
 def test_batch_s_ratio_is_target_within_one_episode(env, s_ratio, skill):
     """After dropping, successes / finished episodes (real + relabelled) is D within one episode; whole episodes
-    are dropped and unfinished real fragments are kept."""
-    rollout, copies, real_kept, dropped = meher_batch(env, s_ratio, skill=skill)
+    are dropped and unfinished real fragments are kept; the returned outcomes are those of the batch's episodes."""
+    rollout, copies, real_kept, returned_outcomes, dropped = meher_batch(env, s_ratio, skill=skill)
     real_end = real_kept & (rollout["terminal"] > 0)
     outcomes = np.concatenate([rollout["reward"][real_end], copies["reward"][copies["copy_end"]]])
     assert np.all(np.abs(outcomes) == 1) and len(outcomes) > 0
+    assert sorted(returned_outcomes) == sorted(outcomes > 0)
     assert abs(np.mean(outcomes > 0) - s_ratio) <= 1 / len(outcomes)
     if s_ratio in (0.0, 1.0):
         assert np.all(outcomes == (1 if s_ratio else -1)), "D = 0 or 1 keeps one class only"
@@ -74,7 +75,7 @@ def test_batch_s_ratio_is_target_within_one_episode(env, s_ratio, skill):
 @pytest.mark.parametrize("skill, outcome", [(0.0, 1), (1.0, -1)])
 def test_success_probability_follows_real_success_rate(env, skill, outcome):
     """N = clip(2D - A, 0, 1) at D = 0.5: real successes A = 0 make every copy a success, A = 1 every copy a failure."""
-    rollout, copies, _, _ = meher_batch(env, 0.5, skill=skill)
+    rollout, copies, _, _, _ = meher_batch(env, 0.5, skill=skill)
     real_outcomes = rollout["reward"][rollout["terminal"] > 0]
     assert np.all(real_outcomes == -outcome), "the rollout should be all failures (skill 0) or all successes (skill 1)"
     assert np.all(copies["reward"][copies["copy_end"]] == outcome)
@@ -107,7 +108,7 @@ def test_failure_copies(env, failure):
     """D = 0 makes every copy a failure: its goal (inside the box) is within the radius of no achieved position of
     its fragment, a targeted goal lies 1.1 x radius from the final position, the copy covers the whole fragment,
     its rewards are compute_reward's and its last step is -1, terminal."""
-    rollout, copies, _, _ = meher_batch(env, 0.0, failure, skill=0.5)
+    rollout, copies, _, _, _ = meher_batch(env, 0.0, failure, skill=0.5)
     ends = np.flatnonzero(rollout["fragment_end"])
     assert copies["copy_end"].sum() == len(ends)
     achieved = rollout["next_achieved_goal"]
@@ -128,7 +129,7 @@ def test_failure_copies(env, failure):
 def test_success_copies_end_at_first_hindsight_success(env):
     """D = 1 makes every copy a success (`final` goal): rewards are compute_reward's and each copy stops at its first
     hindsight capture, +1 and terminal."""
-    rollout, copies, _, _ = meher_batch(env, 1.0, skill=0.0)
+    rollout, copies, _, _, _ = meher_batch(env, 1.0, skill=0.0)
     achieved = rollout["next_achieved_goal"]
     expected = env.compute_reward(achieved[copies["index"]], copies["goal"],
                                   {"episode_steps": rollout["episode_steps"][copies["index"]]})

@@ -84,7 +84,7 @@ def test_gae_of_copy_treats_last_step_as_terminal():
     advantages = ppo_her.compute_gae(
         rewards=np.array([0.0, 1.0, 0.0, 1.0]), values=np.array([0.2, 0.5, 0.1, 0.3]),
         next_values=np.array([0.5, 100.0, 0.3, 100.0]), terminals=np.array([0, 1, 0, 1.0]),
-        cuts=np.array([0, 1, 0, 1], bool), gamma=0.99, lam=0.95)
+        sequence_ends=np.array([0, 1, 0, 1], bool), gamma=0.99, lam=0.95)
     assert advantages[1] == pytest.approx(0.5) and advantages[3] == pytest.approx(0.7)
     delta0 = 0.0 + 0.99 * 0.5 - 0.2
     assert advantages[0] == pytest.approx(delta0 + 0.99 * 0.95 * 0.5)
@@ -95,16 +95,17 @@ def test_logprobs_and_values_are_recomputed_under_new_goal(env):
     torch.manual_seed(0)
     agent = ppo_her.Agent(env.observation_space, 3, 64)
     obs = np.random.default_rng(0).uniform(-5, 5, (6, 9)).astype(np.float32)
-    actions = torch.randn(6, 3)
+    actions = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)
     with torch.no_grad():
-        _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(obs), actions)
+        _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(obs), torch.from_numpy(actions))
     copies = dict(index=np.arange(6), goal=obs[:, -3:].copy(), reward=np.zeros(6, np.float32),
                   terminal=np.eye(6)[5], copy_end=np.eye(6, dtype=bool)[5])
-    same = ppo_her.score_copies(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
-    torch.testing.assert_close(same["logprobs"], logprobs)
+    same = ppo_her.relabelled_batch(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
+    np.testing.assert_allclose(same["logprobs"], logprobs.numpy())
     np.testing.assert_allclose(same["values"], values.flatten().numpy())
+    np.testing.assert_allclose(same["returns"], same["advantages"] + same["values"])
     copies["goal"] = copies["goal"] + 3.0
-    moved = ppo_her.score_copies(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
+    moved = ppo_her.relabelled_batch(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
     assert not np.allclose(moved["values"], same["values"])
     assert np.all(moved["obs"][:, -3:] == copies["goal"])
 

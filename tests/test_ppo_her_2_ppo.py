@@ -37,7 +37,7 @@ def test_short_run_switches_off_and_stops_relabelling(tmp_path):
     assert all(fraction > 0 for fraction in scalars["her/relabelled_fraction"].values())
     assert scalars["her/switch_step"] == {first_above: first_above}
     assert scalars["her/switch_seconds"][first_above] > 0
-    assert f"HER switched off at step {first_above}," in out.stdout
+    assert f"HER switched off at step {first_above}:" in out.stdout
 
 
 @pytest.mark.parametrize("threshold", ["1.5", "-0.1"])
