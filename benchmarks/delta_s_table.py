@@ -1,54 +1,57 @@
 """The SHER paper's Table 1 from our logs: mean delta_S = |S_train - S_test| (its eq. (17)) over a run's epochs,
-one row per method, one column per environment, averaged over seeds (the number of seeds in brackets).
+one row per method, one column per environment, averaged over seeds (the number of seeds in brackets), as the
+paper reports it. Compare methods only over the same budget: every run is cut at the budget.
 
-A run folder is `{env_id}__{exp_name}__{seed}__{time}`; the method is the exp name up to its first '-'
-(her_ddpg-push -> her_ddpg). Compare methods only over the same budget: --max-steps cuts every run there.
-
-    python benchmarks/delta_s_table.py --include push --max-steps 640000
+    python benchmarks/delta_s_table.py experiments/sher-vs-ddpg-push --budget 640000
 """
 import argparse
-import glob
-import os
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_logs import load_runs  # noqa: E402
+
+TAG = "stability/delta_s"
 SHORT = {"FetchReach": "FReach", "FetchPush": "FPush", "FetchPickAndPlace": "FPandP", "FetchSlide": "FSlide",
          "HandReach": "HReach", "HandManipulateEgg": "HEgg", "HandManipulateBlock": "HBlock",
          "HandManipulatePen": "HPen"}
 
 
-def mean_delta_s(runs_dir, include, max_steps):
-    """{(method, env): [mean delta_S of each run]}"""
+def mean_delta_s(runs, budget=10**12) -> dict:
+    """{(method, env): [mean delta_S of each run over its epochs up to `budget`]}"""
     table = defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(runs_dir, "*__*__*__*"))):
-        env_id, exp_name = os.path.basename(path).split("__")[:2]
-        if include and not any(word in exp_name for word in include):
+    for run in runs:
+        curve = run.scalar(TAG)
+        if curve is None or not len(curve.until(budget).values):
             continue
-        events = EventAccumulator(path, size_guidance={"scalars": 0})
-        events.Reload()
-        if "stability/delta_s" not in events.Tags()["scalars"]:
-            continue
-        values = [s.value for s in events.Scalars("stability/delta_s") if s.step <= max_steps]
-        env = SHORT.get(env_id.split("-")[0], env_id)
-        table[(exp_name.split("-")[0], env)].append(float(np.mean(values)))
+        env_id = run.env_id or run.flag("env-id", "")
+        table[run.method, SHORT.get(env_id.split("-")[0], env_id)].append(float(np.mean(curve.until(budget).values)))
     return table
+
+
+def delta_s_table(runs, budget=10**12, methods=None) -> str:
+    table = mean_delta_s(runs, budget)
+    if not table:
+        return f"(no {TAG} in these runs: no delta_S table)"
+    methods = [m for m in (methods or sorted({m for m, _ in table})) if any(k[0] == m for k in table)]
+    envs = sorted({env for _, env in table})
+    lines = ["| method | " + " | ".join(envs) + " |", "|-|" + "-|" * len(envs)]
+    for method in methods:
+        cells = [f"{np.mean(table[method, env]):.3f} ({len(table[method, env])})" if (method, env) in table else "-"
+                 for env in envs]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs", help="folder of TensorBoard run folders")
-    parser.add_argument("--include", nargs="*", default=[], help="only exp names containing one of these")
-    parser.add_argument("--max-steps", type=int, default=10**12, help="use the epochs up to this env step")
+    parser.add_argument("folder", help="an experiment's log folder, e.g. experiments/sher-vs-ddpg-push")
+    parser.add_argument("--budget", type=int, default=10**12, help="use the epochs up to this env step")
     args = parser.parse_args()
-    table = mean_delta_s(args.runs, args.include, args.max_steps)
-    if not table:
-        raise SystemExit(f"error: no runs with stability/delta_s under {args.runs}")
-    methods = sorted({method for method, _ in table})
-    envs = sorted({env for _, env in table})
-    print("| method | " + " | ".join(envs) + " |\n|-|" + "-|" * len(envs))
-    for method in methods:
-        cells = [f"{np.mean(table[method, env]):.3f} ({len(table[method, env])})" if (method, env) in table else "-"
-                 for env in envs]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    runs = load_runs(args.folder)
+    if not runs:
+        raise SystemExit(f"error: no finished runs under {args.folder}")
+    print(delta_s_table(runs, args.budget))

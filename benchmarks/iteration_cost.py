@@ -1,39 +1,74 @@
-"""Seconds of computation per 2,048-step PPO iteration (rollout + relabel + update), per experiment, from the
-time/* scalars in runs/; for ppo_her_2_ppo runs split at the HER switch-off. Median over iterations and seeds.
-The last column sums a run's iterations (median over seeds): comparable across experiments only where every run
-went to the same step budget (no early stop).
+"""Seconds of computation per PPO iteration (rollout + relabelling + update), with HER on and off, per condition
+and method; for ppo_her_2_ppo runs split at the HER switch-off (the runs' `her/enabled` scalar).
 
-    python benchmarks/iteration_cost.py --include random-random
+An iteration's seconds are the wall-clock between two consecutive points of a scalar the PPO scripts log once per
+iteration (charts/SPS); the first iteration, which also pays for making the envs, counts only in the whole-run
+column. Per-iteration columns: the median over all iterations of all seeds. Seconds per run: from opening the log
+to the last iteration, IQM over seeds with its 95% interval; comparable across methods only where every run went
+to the same step budget (no early stop). Wall-clock seconds depend on what else ran on the machine.
+
+    python benchmarks/iteration_cost.py experiments/meher-paper-defaults
 """
 import argparse
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_results import load_runs  # noqa: E402
+from plot_results import format_ci, iqm_ci  # noqa: E402
+from run_logs import load_runs  # noqa: E402
 
-PARTS = ("time/rollout_seconds", "time/relabel_seconds", "time/update_seconds")
+PER_ITERATION = "charts/SPS"
+
+
+def iteration_seconds(run, budget=10**12):
+    """(seconds of each iteration, whether HER was on in it, seconds of the whole run) or None without the scalar.
+    HER is on where `her/enabled` says so; runs without that scalar have it on unless they ran with --no-her."""
+    ticks = run.scalar(PER_ITERATION)
+    if ticks is None or not len(ticks.steps):
+        return None
+    ticks = ticks.until(budget)
+    seconds = np.diff(ticks.seconds, prepend=0.0)
+    enabled = run.scalar("her/enabled")
+    if enabled is not None:
+        state = dict(zip(enabled.steps.tolist(), enabled.values > 0.5))
+        her_on = np.array([state.get(step, True) for step in ticks.steps.tolist()])
+    else:
+        her_on = np.full(len(seconds), not run.has_flag("no-her"))
+    return seconds, her_on, float(ticks.seconds[-1]) if len(ticks.seconds) else 0.0
+
+
+def cost_table(runs, budget=10**12, methods=None, conditions=None) -> str:
+    cells = defaultdict(list)
+    for run in runs:
+        measured = iteration_seconds(run, budget)
+        if measured is not None:
+            cells[run.condition, run.method].append(measured)
+    conditions = conditions or sorted({c for c, _ in cells})
+    methods = methods or sorted({m for _, m in cells})
+    lines = ["| condition | method | seconds per iteration, HER on (median) | HER off (median) "
+             "| seconds per run |", "|-|-|-|-|-|"]
+    for condition in conditions:
+        for method in methods:
+            if not cells[condition, method]:
+                continue
+            seconds = np.concatenate([s[1:] for s, _, _ in cells[condition, method]])
+            her_on = np.concatenate([h[1:] for _, h, _ in cells[condition, method]])
+            on = f"{np.median(seconds[her_on]):.2f}" if her_on.any() else "-"
+            off = f"{np.median(seconds[~her_on]):.2f}" if (~her_on).any() else "-"
+            per_run = iqm_ci([total for _, _, total in cells[condition, method]])
+            lines.append(f"| {condition} | {method} | {on} | {off} | {format_ci(per_run, '.1f')} |")
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs")
-    parser.add_argument("--include", nargs="*", default=["ppo"])
+    parser.add_argument("folder", help="an experiment's log folder, e.g. experiments/meher-paper-defaults")
+    parser.add_argument("--budget", type=int, default=10**12, help="use each run up to this env step")
     args = parser.parse_args()
-    parts = [load_runs(args.runs, tag, args.include) for tag in PARTS]
-    enabled = load_runs(args.runs, "her/enabled", args.include)
-    print("| experiment | seconds per iteration, HER on (median) | HER off (median) | seconds per run (median) |"
-          "\n|-|-|-|-|")
-    for exp_name in sorted(parts[0]):
-        seconds, her_on, per_run = [], [], []
-        for i in range(len(parts[0][exp_name])):  # a run still going may lack its last iteration's later parts
-            series = [p[exp_name][i][1] for p in parts] + ([enabled[exp_name][i][1]] if exp_name in enabled else [])
-            n = min(map(len, series))
-            seconds.append(sum(x[:n] for x in series[:3]))
-            per_run.append(seconds[-1].sum())
-            her_on.append(series[3][:n] > 0.5 if exp_name in enabled else np.full(n, "-ppo-" not in f"-{exp_name}"))
-        seconds, her_on = np.concatenate(seconds), np.concatenate(her_on)
-        on = f"{np.median(seconds[her_on]):.2f}" if her_on.any() else "-"
-        off = f"{np.median(seconds[~her_on]):.2f}" if (~her_on).any() else "-"
-        print(f"| {exp_name} | {on} | {off} | {np.median(per_run):.1f} |")
+    runs = load_runs(args.folder)
+    if not runs:
+        raise SystemExit(f"error: no finished runs under {args.folder}")
+    print(cost_table(runs, args.budget))

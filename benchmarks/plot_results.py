@@ -1,113 +1,211 @@
-"""Table and learning curves from the TensorBoard logs in runs/.
+"""Across-seed statistics, the markdown table and the learning curves of an experiment's finished runs.
 
-Runs are grouped by exp name (run dirs are `{env_id}__{exp_name}__{seed}__{time}`); an exp name of the form
-`{algorithm}-{prey}-{spawn}` puts the algorithm's curves for one prey x spawn condition in one plot.
-Curves show the median and the interquartile range over seeds (as the papers plot); a run that stopped early
-at its success target (last value >= --hold-above) is held at its last value, other runs end at their last step. Prints a markdown table:
-env steps and minutes to the success threshold (median over seeds that reached it), the best and the final success rate.
+Statistics (Agarwal et al., "Deep RL at the Edge of the Statistical Precipice", NeurIPS 2021): the interquartile
+mean (IQM: the mean of the middle 50% of the runs, scipy.stats.trim_mean(x, 0.25)) with a 95% percentile
+bootstrap confidence interval over seeds (scipy.stats.bootstrap, fixed random state, so a report is
+reproducible). Where several conditions are pooled, the bootstrap resamples seeds within each condition
+(stratified). A run that never reaches the threshold within the budget counts at the budget (env steps) or at the
+time it ran (minutes), and the table says how many reached it. Curves: the IQM across seeds of the summarising
+scalar against env steps, with its 95% interval as a band.
 
-    python benchmarks/plot_results.py --runs runs --out docs/ppo_her --max-steps 300000
+    python benchmarks/plot_results.py experiments/ppo-vs-ppo-her --budget 300000 --out /tmp/curves
 """
 import argparse
-import glob
 import os
+import sys
 from collections import defaultdict
+from pathlib import Path
 
-import matplotlib
+import numpy as np
+from scipy.stats import bootstrap, trim_mean
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_logs import Curve, first_crossing, load_runs  # noqa: E402
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+CURVE_RESAMPLES = 2_000
+RANDOM_STATE = 0  # the bootstrap's seed: the same logs give the same intervals
+CURVE_POINTS = 200
 
 
-def load_runs(runs_dir, tag, include):
-    """{exp_name: [(steps, values, seconds since the run started), ...]} for every run holding `tag`."""
+def iqm(values) -> float:
+    return float(trim_mean(np.asarray(values, float), 0.25))
+
+
+def iqm_ci(*strata) -> tuple[float, float, float]:
+    """(IQM, low, high) of all values pooled, the 95% interval from a bootstrap that resamples each stratum (each
+    condition's seeds) on its own. A stratum of one value stays as it is; with no stratum of two or more values
+    there is nothing to resample and the interval is (nan, nan)."""
+    strata = [np.asarray(s, float) for s in strata if len(s)]
+    pooled = np.concatenate(strata)
+    point = iqm(pooled)
+    varying = [s for s in strata if len(s) >= 2]
+    fixed = np.concatenate([s for s in strata if len(s) < 2] or [np.empty(0)])
+    if not varying:
+        return point, np.nan, np.nan
+
+    def statistic(*resampled, axis=-1):
+        batch = resampled[0].shape[:-1]
+        return trim_mean(np.concatenate([*resampled, np.broadcast_to(fixed, (*batch, len(fixed)))], axis=-1), 0.25,
+                         axis=-1)
+
+    result = bootstrap(varying, statistic, vectorized=True, paired=False, confidence_level=CONFIDENCE,
+                       n_resamples=RESAMPLES, method="percentile", random_state=np.random.default_rng(RANDOM_STATE))
+    return point, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def curve_iqm_band(curves: np.ndarray):
+    """IQM across seeds (rows) at each point (columns) and its 95% bootstrap band; nan where a seed has no data."""
+    middle, low, high = (np.full(curves.shape[1], np.nan) for _ in range(3))
+    complete = np.isfinite(curves).all(axis=0)
+    if not complete.any():
+        return middle, low, high
+    data = curves[:, complete]
+    middle[complete] = trim_mean(data, 0.25, axis=0)
+    if len(data) >= 2:
+        result = bootstrap((data,), lambda x, axis=-1: trim_mean(x, 0.25, axis=axis), axis=0, vectorized=True,
+                           confidence_level=CONFIDENCE, n_resamples=CURVE_RESAMPLES, method="percentile",
+                           random_state=np.random.default_rng(RANDOM_STATE))
+        low[complete], high[complete] = result.confidence_interval.low, result.confidence_interval.high
+    return middle, low, high
+
+
+def stop_level(run) -> float:
+    """The run's --stop-at-success level (inf if it never stops early)."""
+    return float(run.flag("stop-at-success", "inf"))
+
+
+def run_outcome(run, tag, threshold, budget):
+    """(reached, env steps to threshold, minutes to threshold, final value) of one run, cut at `budget`; a run that
+    never reaches the threshold counts at the budget, and at the minutes it ran; None if the run lacks `tag`."""
+    curve = run.scalar(tag)
+    if curve is None or not len(curve.steps):
+        return None
+    curve = curve.until(budget)
+    if not len(curve.steps):
+        return None
+    steps, seconds = first_crossing(curve, threshold)
+    reached = not np.isnan(steps)
+    return (reached, steps if reached else float(budget), (seconds if reached else curve.seconds[-1]) / 60,
+            float(curve.values[-1]))
+
+
+def group(runs, key):
     groups = defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(runs_dir, "*__*__*__*"))):
-        exp_name = os.path.basename(path).split("__")[1]
-        if include and not any(word in exp_name for word in include):
-            continue
-        events = EventAccumulator(path, size_guidance={"scalars": 0})
-        events.Reload()
-        if tag not in events.Tags()["scalars"]:
-            continue
-        scalars = events.Scalars(tag)
-        start = events.FirstEventTimestamp()
-        groups[exp_name].append((np.array([s.step for s in scalars]), np.array([s.value for s in scalars]),
-                                 np.array([s.wall_time - start for s in scalars])))
+    for run in runs:
+        groups[key(run)].append(run)
     return groups
 
 
-def first_crossing(steps, values, seconds, threshold):
-    hit = np.flatnonzero(values >= threshold - 1e-6)  # the logs hold float32: 0.9 -> 0.8999999
-    return (steps[hit[0]], seconds[hit[0]]) if hit.size else (np.nan, np.nan)
+def summarise(runs, tag, threshold, budget, methods=None, conditions=None) -> list[dict]:
+    """One row per (condition, method) in the given order (default: sorted), then, with several conditions, one row
+    per method pooled over them ("all", stratified bootstrap). Values are (IQM, low, high)."""
+    conditions = conditions or sorted({r.condition for r in runs})
+    methods = methods or sorted({r.method for r in runs})
+    outcomes = defaultdict(list)  # (condition, method) -> [(reached, steps, minutes, final)]
+    for run in runs:
+        outcome = run_outcome(run, tag, threshold, budget)
+        if outcome is not None:
+            outcomes[run.condition, run.method].append(outcome)
 
+    def row(condition, method, cells):
+        cells = [np.array(c, float).reshape(-1, 4) for c in cells]
+        return dict(condition=condition, method=method, seeds=sum(len(c) for c in cells),
+                    reached=int(sum(c[:, 0].sum() for c in cells)),
+                    steps=iqm_ci(*[c[:, 1] for c in cells]), minutes=iqm_ci(*[c[:, 2] for c in cells]),
+                    final=iqm_ci(*[c[:, 3] for c in cells]))
 
-def summarise(groups, threshold):
-    rows = []
-    for exp_name, runs in sorted(groups.items()):
-        crossings = np.array([first_crossing(*run, threshold) for run in runs])
-        reached = ~np.isnan(crossings[:, 0])
-        rows.append(dict(exp=exp_name, seeds=len(runs), reached=int(reached.sum()),
-                         steps=np.median(crossings[reached, 0]) if reached.any() else np.nan,
-                         minutes=np.median(crossings[reached, 1]) / 60 if reached.any() else np.nan,
-                         best=np.median([run[1].max() for run in runs]),
-                         final=np.median([run[1][-1] for run in runs])))
+    rows = [row(c, m, [outcomes[c, m]]) for c in conditions for m in methods if outcomes[c, m]]
+    if len(conditions) > 1:
+        for method in methods:
+            cells = [outcomes[c, method] for c in conditions if outcomes[c, method]]
+            if len(cells) > 1:
+                rows.append(row(f"all {len(cells)} conditions", method, cells))
     return rows
 
 
+def format_ci(value, fmt) -> str:
+    point, low, high = value
+    if np.isnan(point):
+        return "-"
+    return f"{point:{fmt}}" + ("" if np.isnan(low) else f" [{low:{fmt}}, {high:{fmt}}]")
+
+
+def markdown_table(rows, threshold, tag) -> str:
+    pct = f"{threshold:g}" if threshold > 1 else f"{threshold:.0%}"
+    name = tag.split("/")[-1]
+    lines = [f"| condition | method | seeds | reached {pct} | env steps to {pct} | minutes to {pct} | final {name} |",
+             "|-|-|-|-|-|-|-|"]
+    for r in rows:
+        lines.append(f"| {r['condition']} | {r['method']} | {r['seeds']} | {r['reached']}/{r['seeds']} "
+                     f"| {format_ci(r['steps'], ',.0f')} | {format_ci(r['minutes'], '.1f')} "
+                     f"| {format_ci(r['final'], '.2f')} |")
+    return "\n".join(lines)
+
+
 def save_figure(fig, path):
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot(groups, out_dir, max_steps, tag, hold_above):
-    """One PNG per condition (the part of the exp name after the first '-'), one curve per algorithm."""
-    by_condition = defaultdict(dict)
-    for exp_name, runs in groups.items():
-        algorithm, _, condition = exp_name.partition("-")
-        by_condition[condition or exp_name][algorithm] = runs
-    grid = np.linspace(0, max_steps, 200)
+def resampled(run, curve: Curve, grid) -> np.ndarray:
+    """The curve at the grid points: nan before its first point; after its last point, held at its last value if
+    the run stopped early at its success target, else nan."""
+    held = curve.values[-1] >= stop_level(run) - 1e-6
+    return np.interp(grid, curve.steps, curve.values, left=np.nan, right=curve.values[-1] if held else np.nan)
+
+
+def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefix="") -> list[str]:
+    """One PNG per condition: per method, the IQM across seeds with its 95% band, against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conditions = conditions or sorted({r.condition for r in runs})
+    methods = methods or sorted({r.method for r in runs})
+    grid = np.linspace(0, budget, CURVE_POINTS)
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))
     paths = []
-    for condition, algorithms in sorted(by_condition.items()):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for algorithm, runs in sorted(algorithms.items()):
-            curves = np.array([np.interp(grid, steps, values, left=np.nan,
-                                         right=values[-1] if values[-1] >= hold_above - 1e-6 else np.nan)
-                               for steps, values, _ in runs])
-            low, median, high = np.percentile(curves, [25, 50, 75], axis=0)  # only where every seed has data
-            ax.plot(grid, median, label=f"{algorithm} ({len(runs)} seeds)")
-            ax.fill_between(grid, low, high, alpha=0.25)
-        ax.set(title=condition, xlabel="env steps", ylabel=tag.split("/")[-1], ylim=(0, 1.02), xlim=(0, max_steps))
-        ax.legend(loc="lower right")
-        paths.append(save_figure(fig, os.path.join(out_dir, f"{condition}.png")))
+    by_cell = group(runs, lambda r: (r.condition, r.method))
+    for condition in conditions:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, method in enumerate(methods):
+            cell = [(run, run.scalar(tag)) for run in by_cell.get((condition, method), [])]
+            cell = [(run, curve.until(budget)) for run, curve in cell if curve is not None and len(curve.steps)]
+            if not cell:
+                continue
+            curves = np.array([resampled(run, curve, grid) for run, curve in cell])
+            middle, low, high = curve_iqm_band(curves)
+            colour = colours[(2 * i) % 20 if len(methods) <= 10 else i % 20]
+            ax.plot(grid, middle, color=colour, label=f"{method} ({len(cell)} seeds)")
+            ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
+        ax.set(title=f"{condition}: IQM and 95% CI", xlabel="env steps", ylabel=tag.split("/")[-1],
+               ylim=(0, 1.02), xlim=(0, budget))
+        ax.legend(loc="lower right", fontsize=7, ncol=2 if len(methods) > 6 else 1)
+        paths.append(save_figure(fig, os.path.join(out_dir, f"{prefix}{condition}.png")))
     return paths
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs", help="folder of TensorBoard run folders")
-    parser.add_argument("--out", default="docs/results", help="folder for the PNGs")
-    parser.add_argument("--tag", default="charts/success_rate", help="scalar to plot")
-    parser.add_argument("--threshold", type=float, default=0.9, help="success level for the time-to-learn columns")
-    parser.add_argument("--max-steps", type=int, default=300_000, help="x-axis range")
-    parser.add_argument("--hold-above", type=float, default=0.95, help="the runs' --stop-at-success level")
-    parser.add_argument("--include", nargs="*", default=[], help="only exp names containing one of these")
-    parser.add_argument("--seconds", action="store_true", help="wall-clock column in seconds, not minutes")
+    parser.add_argument("folder", help="an experiment's log folder, e.g. experiments/ppo-vs-ppo-her")
+    parser.add_argument("--tag", default="charts/success_rate", help="scalar that summarises a run")
+    parser.add_argument("--threshold", type=float, default=0.9, help="level for the steps/minutes-to columns")
+    parser.add_argument("--budget", type=int, default=None, help="env steps per run (default: the longest run)")
+    parser.add_argument("--out", default=None, help="folder for the PNG curves (default: no curves)")
     args = parser.parse_args()
-    groups = load_runs(args.runs, args.tag, args.include)
-    if not groups:
-        raise SystemExit(f"error: no runs with {args.tag} under {args.runs}")
-    os.makedirs(args.out, exist_ok=True)
-    pct = f"{args.threshold:.0%}"
-    unit, scale = ("seconds", 60) if args.seconds else ("minutes", 1)
-    print(f"| experiment | seeds | reached {pct} | env steps to {pct} (median) | {unit} to {pct} (median) "
-          f"| best success (median) | final success (median) |\n|-|-|-|-|-|-|-|")
-    for row in summarise(groups, args.threshold):
-        print(f"| {row['exp']} | {row['seeds']} | {row['reached']}/{row['seeds']} | {row['steps']:,.0f} "
-              f"| {row['minutes'] * scale:.1f} | {row['best']:.2f} | {row['final']:.2f} |")
-    for path in plot(groups, args.out, args.max_steps, args.tag, args.hold_above):
-        print(f"wrote {path}")
+    runs = [run for run in load_runs(args.folder) if run.scalar(args.tag) is not None]
+    if not runs:
+        raise SystemExit(f"error: no finished runs with {args.tag} under {args.folder}")
+    budget = args.budget or int(max(run.scalar(args.tag).steps.max() for run in runs))
+    print(markdown_table(summarise(runs, args.tag, args.threshold, budget), args.threshold, args.tag))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        for path in plot_curves(runs, args.tag, budget, args.out):
+            print(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""The README's analysis numbers come from these functions: protect their arithmetic on hand-made curves."""
+"""The analysis behind the reports: protect its arithmetic and statistics on hand-made runs (no training)."""
 import sys
 from pathlib import Path
 
@@ -6,37 +6,123 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from plot_results import first_crossing, summarise  # noqa: E402
+from delta_s_table import delta_s_table, mean_delta_s  # noqa: E402
+from iteration_cost import cost_table, iteration_seconds  # noqa: E402
+from plot_results import curve_iqm_band, iqm, iqm_ci, markdown_table, summarise  # noqa: E402
+from run_logs import Curve, Run, first_crossing  # noqa: E402
 from sratio_metric import metric  # noqa: E402
 
+TAG = "charts/success_rate"
 
-def curve(values, seconds_per_point=10.0, steps_per_point=1000):
-    values = np.array(values, float)
+
+def curve(values, seconds_per_point=10.0, steps_per_point=1000) -> Curve:
     n = len(values)
-    return (np.arange(1, n + 1) * steps_per_point, values, np.arange(1, n + 1) * seconds_per_point)
+    return Curve(np.arange(1, n + 1) * steps_per_point, np.array(values, float),
+                 np.arange(1, n + 1) * seconds_per_point)
+
+
+def run(values, method="m", condition="c", seed=1, flags=(), **scalars) -> Run:
+    return Run(run_id=f"{method}-{condition}-s{seed}", method=method, condition=condition, seed=seed,
+               script="ppo_her", flags=tuple(flags), scalars={TAG: curve(values), **scalars})
 
 
 def test_first_crossing_is_the_first_point_at_or_above_threshold_float32_safe():
-    steps, values, seconds = curve([0.1, 0.5, np.float32(0.9), 1.0])  # float32 0.9 is 0.89999998
-    assert first_crossing(steps, values, seconds, 0.9) == (3000, 30.0)
-    assert np.isnan(first_crossing(steps, values, seconds, 1.1)[0])
+    c = curve([0.1, 0.5, np.float32(0.9), 1.0])  # float32 0.9 is 0.89999998
+    assert first_crossing(c, 0.9) == (3000, 30.0)
+    assert np.isnan(first_crossing(c, 1.1)[0])
 
 
-def test_summarise_takes_medians_over_the_seeds_that_reached_the_threshold():
-    runs = [curve([0.95]), curve([0.0, 0.95, 0.7]), curve([0.0, 0.0, 0.2])]
-    row = summarise({"x": runs}, 0.9)[0]
-    assert (row["seeds"], row["reached"]) == (3, 2)
-    assert row["steps"] == 1500 and row["minutes"] == pytest.approx(15.0 / 60)
-    assert row["best"] == 0.95 and row["final"] == 0.7
+def test_iqm_is_the_mean_of_the_middle_half_and_ignores_an_outlier():
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 100]) == pytest.approx(4.5)  # (3 + 4 + 5 + 6) / 4
+
+
+def test_iqm_interval_is_the_percentile_bootstrap_and_reproducible():
+    """The interval matches a hand-rolled 95% percentile bootstrap of the IQM, and is the same on every call."""
+    x = np.array([1.0, 2, 3, 4, 5, 6, 7, 100])
+    point, low, high = iqm_ci(x)
+    rng = np.random.default_rng(123)
+    resampled = x[rng.integers(0, len(x), (20_000, len(x)))]
+    expected = np.percentile([iqm(row) for row in resampled], [2.5, 97.5])
+    assert point == pytest.approx(4.5) and low <= point <= high
+    assert (low, high) == pytest.approx(tuple(expected), abs=0.3)
+    assert iqm_ci(x) == (point, low, high)
+
+
+def test_interval_of_constant_data_is_a_point_and_of_one_seed_undefined():
+    assert iqm_ci([0.7, 0.7, 0.7]) == pytest.approx((0.7, 0.7, 0.7))
+    point, low, high = iqm_ci([0.7])
+    assert point == pytest.approx(0.7) and np.isnan(low) and np.isnan(high)
+
+
+def test_pooled_interval_resamples_within_each_condition():
+    """Stratified: resampling seeds within each condition keeps three 0s and three 10s in every resample, so the
+    pooled IQM cannot move; a bootstrap over the pooled values would have a wide interval."""
+    assert iqm_ci([0, 0, 0], [10, 10, 10]) == pytest.approx((5.0, 5.0, 5.0))
+    point, low, high = iqm_ci([0, 0, 0, 10, 10, 10])
+    assert point == pytest.approx(5.0) and high - low > 4
+
+
+def test_summary_counts_runs_that_never_reach_the_threshold_at_the_budget():
+    """Steps to 90%: 1,000 / 2,000 / 3,000 and one run that never gets there (counted at the 10,000 budget): IQM
+    2,500 with 3 of 4 reached; its minutes are the minutes it ran. A crossing after the budget does not count."""
+    runs = [run([0.95], seed=1), run([0.0, 0.95], seed=2), run([0.0, 0.0, 0.9, 0.8], seed=3),
+            run([0.0] * 6 + [0.2], seed=4)]
+    (row,) = summarise(runs, TAG, 0.9, budget=10_000)
+    assert (row["seeds"], row["reached"]) == (4, 3)
+    assert row["steps"][0] == pytest.approx(2500)
+    assert row["minutes"][0] == pytest.approx(np.mean([20, 30]) / 60)  # sorted 10, 20, 30, 70 s: middle two
+    assert row["final"][0] == pytest.approx(np.mean([0.8, 0.95]))  # sorted 0.2, 0.8, 0.95, 0.95
+    (cut,) = summarise(runs, TAG, 0.9, budget=2_000)
+    assert cut["reached"] == 2 and cut["steps"][0] == pytest.approx(2000)  # 1,000, 2,000, 2,000, 2,000
+
+
+def test_summary_adds_a_pooled_row_per_method_over_conditions():
+    runs = [run([0.95], condition=c, seed=s) for c in ("a", "b") for s in (1, 2)]
+    rows = summarise(runs, TAG, 0.9, budget=5000)
+    assert [(r["condition"], r["seeds"]) for r in rows] == [("a", 2), ("b", 2), ("all 2 conditions", 4)]
+    assert "| all 2 conditions | m | 4 | 4/4 | 1,000 [1,000, 1,000] |" in markdown_table(rows, 0.9, TAG)
+
+
+def test_curve_band_is_nan_where_a_seed_has_no_data():
+    curves = np.array([[0.0, 0.5, 1.0], [0.0, 0.5, np.nan]])
+    middle, low, high = curve_iqm_band(curves)
+    assert middle[:2] == pytest.approx([0.0, 0.5]) and low[:2] == pytest.approx([0.0, 0.5])
+    assert np.isnan(middle[2]) and np.isnan(high[2])
 
 
 def test_sratio_metric_is_final_success_times_one_minus_time_over_slowest():
-    runs_by_d = {0.2: [curve([0.0, 0.95, 0.8])],         # 90% at 20 s / 2,000 steps, ends at 0.8
-                 0.5: [curve([0.0, 0.0, 0.0, 0.92, 1.0])],  # the slowest: 40 s / 4,000 steps -> M = 0
-                 0.0: [curve([0.0, 0.0])]}                  # never reaches 90% -> M = 0
-    scores = metric(runs_by_d, 0.9)
+    curves_by_d = {0.2: [curve([0.0, 0.95, 0.8])],         # 90% at 20 s / 2,000 steps, ends at 0.8
+                   0.5: [curve([0.0, 0.0, 0.0, 0.92, 1.0])],  # the slowest: 40 s / 4,000 steps -> M = 0
+                   0.0: [curve([0.0, 0.0])]}                  # never reaches 90% -> M = 0
+    scores = metric(curves_by_d, 0.9)
     by_seconds, by_steps, final, seconds, steps = scores[0.2]
     assert by_seconds[0] == pytest.approx(0.8 * (1 - 20 / 40))
     assert by_steps[0] == pytest.approx(0.8 * (1 - 2000 / 4000))
     assert (final[0], seconds[0], steps[0]) == (0.8, 20.0, 2000)
     assert scores[0.5][0][0] == 0.0 and scores[0.0][0][0] == 0.0 and scores[0.0][1][0] == 0.0
+
+
+def test_iteration_cost_comes_from_wall_time_differences_split_at_the_her_switch():
+    """Iterations end at 5, 7, 9, 10, 11 s: the first (which also made the envs) counts only in the whole run;
+    her/enabled is on for the next two (2 s each) and off for the last two (1 s each)."""
+    ticks = Curve(np.array([1, 2, 3, 4, 5]) * 2048, np.ones(5), np.array([5.0, 7, 9, 10, 11]))
+    enabled = Curve(ticks.steps, np.array([1.0, 1, 1, 0, 0]), ticks.seconds)
+    switching = run([0.5], method="ppo_her_2_ppo", **{"charts/SPS": ticks, "her/enabled": enabled})
+    seconds, her_on, total = iteration_seconds(switching)
+    assert seconds.tolist() == [5, 2, 2, 1, 1] and her_on.tolist() == [True, True, True, False, False]
+    assert total == 11
+    plain = run([0.5], method="ppo", flags=("--no-her",), **{"charts/SPS": ticks})
+    assert not iteration_seconds(plain)[1].any()
+    table = cost_table([switching, plain])
+    assert "| c | ppo_her_2_ppo | 2.00 | 1.00 | 11.0 |" in table and "| c | ppo | - | 1.50 | 11.0 |" in table
+
+
+def test_delta_s_table_averages_each_run_over_its_epochs_up_to_the_budget():
+    def sher(values, seed):
+        r = run([0.5], method="sher", seed=seed, **{"stability/delta_s": curve(values)})
+        r.env_id = "FetchPush-v4"
+        return r
+
+    runs = [sher([0.1, 0.3, 9.0], 1), sher([0.2, 0.2, 9.0], 2)]  # the 9.0 epochs lie beyond a 2,000-step budget
+    assert mean_delta_s(runs, budget=2000) == {("sher", "FPush"): [pytest.approx(0.2), pytest.approx(0.2)]}
+    assert "| sher | 0.200 (2) |" in delta_s_table(runs, budget=2000)

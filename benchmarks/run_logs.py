@@ -1,0 +1,103 @@
+"""The one place that reads experiment logs: finished runs and their TensorBoard scalars.
+
+`python benchmarks/experiments.py run NAME` leaves one folder per run under experiments/NAME/:
+
+    experiments/NAME/<run id>/finished.json     the marker: the run's command, exit code, wall seconds, labels
+    experiments/NAME/<run id>/console.log       what the script printed
+    experiments/NAME/<run id>/events.out.tfevents.*   its TensorBoard log (and a saved model, if any)
+
+A folder without finished.json is not a finished run (a failed run has failed.json instead) and is skipped.
+Every analysis tool (plot_results, sratio_metric, iteration_cost, delta_s_table, the report) reads through here.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MARKER = "finished.json"
+FAILED = "failed.json"
+
+
+@dataclass
+class Curve:
+    """One scalar of one run: env steps, values, and wall-clock seconds since the run's log was opened."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    seconds: np.ndarray
+
+    def until(self, max_step: float) -> "Curve":
+        """The points at or before `max_step` (compare runs over the same budget)."""
+        keep = self.steps <= max_step
+        return Curve(self.steps[keep], self.values[keep], self.seconds[keep])
+
+
+@dataclass
+class Run:
+    """A finished run: its labels from the experiment definition, its command-line flags, its scalars."""
+
+    run_id: str
+    method: str
+    condition: str
+    seed: int
+    script: str
+    flags: tuple = ()
+    env_id: str = ""
+    folder: Path | None = None
+    scalars: dict = field(default=None, repr=False)  # {tag: Curve}, read on first use
+
+    def scalar(self, tag: str) -> Curve | None:
+        if self.scalars is None:
+            self.scalars = read_scalars(self.folder)
+        return self.scalars.get(tag)
+
+    def flag(self, name: str, default: str | None = None) -> str | None:
+        """The value after `--name` in the run's flags (the last one wins, as on a command line)."""
+        value = default
+        for i, word in enumerate(self.flags[:-1]):
+            if word == f"--{name}":
+                value = self.flags[i + 1]
+        return value
+
+    def has_flag(self, name: str) -> bool:
+        return f"--{name}" in self.flags
+
+
+def read_scalars(folder) -> dict:
+    """{tag: Curve} of every scalar in the TensorBoard log in `folder`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    start = events.FirstEventTimestamp()
+    curves = {}
+    for tag in events.Tags()["scalars"]:
+        points = events.Scalars(tag)
+        curves[tag] = Curve(np.array([p.step for p in points]), np.array([p.value for p in points], float),
+                            np.array([p.wall_time - start for p in points]))
+    return curves
+
+
+def read_marker(folder) -> dict | None:
+    path = Path(folder) / MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_runs(experiment_folder, run_ids=None) -> list[Run]:
+    """The finished runs under `experiment_folder` (only those in `run_ids`, if given), sorted by run id."""
+    runs = []
+    for marker_path in sorted(Path(experiment_folder).glob(f"*/{MARKER}")):
+        info = json.loads(marker_path.read_text())
+        if run_ids is not None and info["run_id"] not in run_ids:
+            continue
+        runs.append(Run(run_id=info["run_id"], method=info["method"], condition=info["condition"],
+                        seed=int(info["seed"]), script=info["script"], flags=tuple(info["flags"]),
+                        env_id=info.get("env_id", ""), folder=marker_path.parent))
+    return runs
+
+
+def first_crossing(curve: Curve, threshold: float) -> tuple[float, float]:
+    """(env steps, seconds) of the first point at or above `threshold`; (nan, nan) if there is none."""
+    hit = np.flatnonzero(curve.values >= threshold - 1e-6)  # the logs hold float32: 0.9 -> 0.8999999
+    return (float(curve.steps[hit[0]]), float(curve.seconds[hit[0]])) if hit.size else (np.nan, np.nan)

@@ -1,0 +1,330 @@
+"""benchmarks/experiments.py: experiment definitions run on Ray, resumed run by run, and reported.
+
+The tiny experiments here (two-iteration ppo_her.py runs of a few seconds) go through the real command line and a
+real Ray: embedded on this machine, or a `ray start --head` the test starts and stops itself. All traffic stays on
+127.0.0.1."""
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS_PY = ROOT / "benchmarks" / "experiments.py"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import experiments  # noqa: E402
+
+TINY = "--num-envs 4 --num-steps 64 --hidden-size 16"  # 512 env steps: two PPO iterations, a few seconds
+DEFINITIONS = f'''
+from experiments import Experiment
+
+def tiny(name, methods, seeds=2, budget=512):
+    return Experiment(name=name, figure="a test", methods=methods, conditions={{"rr": "--prey random --spawn random"}},
+                      flags="{TINY}", budget=budget, seeds=seeds)
+
+EXPERIMENTS = [
+    tiny("tiny", {{"her": "ppo_her", "ppo": "ppo_her --no-her"}}),
+    tiny("tiny-bad", {{"her": "ppo_her", "bad": "ppo_her --no-such-flag 3"}}, seeds=1),
+    tiny("tiny-one", {{"her": "ppo_her"}}),
+    tiny("tiny-slow", {{"her": "ppo_her"}}, seeds=3, budget=200_000),
+]
+'''
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("experiments")
+    (folder / "definitions.py").write_text(DEFINITIONS)
+    return folder
+
+
+def command(workspace, *args, logs=None) -> list[str]:
+    return [sys.executable, str(EXPERIMENTS_PY), *args, "--definitions", str(workspace / "definitions.py"),
+            "--logs", str(logs or workspace / "logs")]
+
+
+def cli(workspace, *args, env=None, timeout=180, logs=None) -> subprocess.CompletedProcess:
+    return subprocess.run(command(workspace, *args, logs=logs), capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def markers(folder: Path) -> dict:
+    """{run folder name: its finished.json}"""
+    return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/finished.json")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- which addresses Ray's processes listen on, read from /proc (no ss or psutil needed) --------------------------
+def process_table() -> dict:
+    """{pid: (parent pid, session id)}"""
+    table = {}
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            table[int(entry)] = (int(fields[1]), int(fields[3]))
+        except (ValueError, OSError, IndexError):
+            continue
+    return table
+
+
+def descendants(root: int) -> set:
+    table, found, frontier = process_table(), set(), {root}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def listening_addresses(pids) -> set:
+    """The local addresses on which `pids` hold listening TCP sockets or bound UDP sockets."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    addresses = set()
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        for line in Path(f"/proc/net/{proto}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and (fields[3] == "0A" or proto.startswith("udp")):  # 0A: LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                addresses.add(ipaddress.ip_address(raw))
+    return addresses
+
+
+def is_loopback(address) -> bool:
+    return address.is_loopback or (address.version == 6 and address.ipv4_mapped is not None
+                                   and address.ipv4_mapped.is_loopback)
+
+
+# -- definitions ----------------------------------------------------------------------------------------------------
+def test_list_shows_every_experiment_with_its_run_count_and_figure():
+    """`list` is one line per experiment: name, run count, the paper figure."""
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "list"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    expected = {"ppo-vs-ppo-her": 24, "ppo-her-fast": 24, "meher-paper-defaults": 9, "meher-sratio-sweep-fast": 84,
+                "sher-vs-ddpg-push": 4, "sher-alpha-push": 4}
+    for name, count in expected.items():
+        assert f" {count} runs " in lines[name] and "Fig" in lines[name], lines[name]
+
+
+def flag_set(run, cpus) -> set:
+    argv = run.argv(cpus)
+    return {" ".join(argv[i:i + 2]) if i + 1 < len(argv) and not argv[i + 1].startswith("--") else argv[i]
+            for i in range(2, len(argv)) if argv[i].startswith("--") and argv[i] != "--exp-name"}
+
+
+def test_definitions_keep_the_flags_of_the_old_bash_runners():
+    """The definitions run the same command lines as benchmarks/*.sh did (same flags, seeds and budgets)."""
+    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    fast = {"--hidden-size 64", "--num-envs 32", "--num-steps 64", "--minibatch-size 256"}
+
+    def one(name, method, condition, seed):
+        (run,) = [r for r in table[name].runs() if (r.method, r.condition, r.seed) == (method, condition, seed)]
+        return run.script, flag_set(run, table[name].cpus_per_run)
+
+    assert one("ppo-vs-ppo-her", "ppo", "repel-random", 3) == ("ppo_her", {
+        "--prey repel", "--spawn random", "--seed 3", "--total-timesteps 300000", "--stop-at-success 0.95",
+        "--no-her"})
+    assert one("meher-paper-defaults", "meher0.6targeted", "random-random", 2) == ("meher", {
+        "--prey random", "--spawn random", "--seed 2", "--total-timesteps 300000", "--stop-at-success 0.95",
+        "--s-ratio 0.6", "--failure targeted"})
+    assert one("meher-sratio-sweep-fast", "meher0.3", "straight_away-apart", 1) == ("meher", fast | {
+        "--prey straight_away", "--spawn apart", "--seed 1", "--total-timesteps 150000", "--s-ratio 0.3",
+        "--failure random"})
+    assert one("sher-vs-ddpg-push", "her_ddpg", "push", 2) == ("her_ddpg", {
+        "--env-id FetchPush-v4", "--seed 2", "--torch-threads 2", "--total-timesteps 640000"})
+    assert one("sher-alpha-push", "sher_alpha0.1", "push", 1) == ("sher", {
+        "--env-id FetchPush-v4", "--seed 1", "--torch-threads 2", "--total-timesteps 320000", "--alpha 0.1"})
+    assert len({run.run_id for e in table.values() for run in e.runs()}) == sum(len(e.runs()) for e in table.values())
+
+
+def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
+    """A run's identity: method, condition, seed and a hash of script + flags; the CPUs given to it are not part."""
+    e = experiments.check_definitions(experiments.EXPERIMENTS)["sher-vs-ddpg-push"]
+    run = e.runs()[0]
+    assert run.run_id.startswith("her_ddpg-push-s1-") and run.run_id in run.argv(1) and run.run_id in run.argv(2)
+    longer = experiments.replace(e, budget=e.budget + 1).runs()[0]
+    assert longer.run_id != run.run_id and longer.run_id.rsplit("-", 1)[0] == run.run_id.rsplit("-", 1)[0]
+
+
+# -- bad input --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, says", [
+    (["run", "no-such-experiment"], "valid: ppo-vs-ppo-her, ppo-her-fast"),
+    (["run", "tiny", "--seeds", "0"], "--seeds"),
+    (["run", "tiny", "--cpus-per-run", "4096"], "--cpus-per-run"),
+    (["run", "tiny", "--address", "127.0.0.1:{port}"], "no Ray cluster"),
+    (["report", "tiny-one"], "no finished runs"),
+])
+def test_bad_input_is_one_line_within_seconds(workspace, args, says):
+    """Unknown names, impossible numbers, an address with nothing behind it: one line, non-zero, no traceback."""
+    args = [a.format(port=free_port()) for a in args]
+    started = time.time()
+    out = cli(workspace, *args, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("error:") and says in out.stderr, out.stderr
+    assert time.time() - started < 20
+
+
+def test_dry_run_prints_the_commands_and_runs_nothing(workspace, tmp_path):
+    """--dry-run prints one command line per run still to run (--seeds N: seeds 1..N) and writes nothing."""
+    out = cli(workspace, "run", "tiny", "--dry-run", "--seeds", "3", logs=tmp_path / "logs")
+    commands = [line for line in out.stdout.splitlines() if "algorithms/ppo_her.py" in line]
+    assert out.returncode == 0 and len(commands) == 6 and "--seed 3" in commands[-1] and "--no-her" in commands[-1]
+    assert not (tmp_path / "logs").exists()
+
+
+# -- running on the embedded Ray ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_runs(workspace):
+    """Runs `tiny` (2 configurations x 2 seeds) once, noting every address its Ray processes listened on."""
+    process = subprocess.Popen(command(workspace, "run", "tiny"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    seen = set()
+    while process.poll() is None:
+        seen |= listening_addresses(descendants(process.pid))
+        time.sleep(0.3)
+    stdout, stderr = process.communicate()
+    return process.returncode, stdout, stderr, seen
+
+
+def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(workspace, tiny_runs):
+    """Four run folders, each with its TensorBoard log and a finished marker; Ray listened on 127.0.0.1 only."""
+    returncode, stdout, stderr, seen = tiny_runs
+    assert returncode == 0, stderr
+    done = markers(workspace / "logs" / "tiny")
+    assert len(done) == 4 and {(m["method"], m["seed"]) for m in done.values()} == {
+        ("her", 1), ("her", 2), ("ppo", 1), ("ppo", 2)}
+    for name, marker in done.items():
+        assert list((workspace / "logs" / "tiny" / name).glob("events.out.tfevents.*")), name
+        assert marker["returncode"] == 0 and marker["command"].endswith(f"--exp-name {name}")
+        assert not Path(marker["workdir"]).exists()  # the task's temporary folder is gone
+    assert seen and all(is_loopback(a) for a in seen), seen  # Ray did listen, and only on loopback
+
+
+def test_second_run_starts_nothing_and_a_deleted_run_is_run_again(workspace, tiny_runs):
+    """Finished runs are never rerun; deleting one run folder reruns exactly that run."""
+    folder = workspace / "logs" / "tiny"
+    before = {name: (folder / name / "finished.json").stat().st_mtime_ns for name in markers(folder)}
+    started = time.time()
+    again = cli(workspace, "run", "tiny")
+    assert again.returncode == 0 and "nothing to run" in again.stdout and time.time() - started < 20
+    victim = sorted(before)[1]
+    shutil.rmtree(folder / victim)
+    rerun = cli(workspace, "run", "tiny")
+    assert rerun.returncode == 0 and "1 of 4 runs to run" in rerun.stdout, rerun.stdout + rerun.stderr
+    after = {name: (folder / name / "finished.json").stat().st_mtime_ns for name in markers(folder)}
+    assert after.keys() == before.keys()
+    assert [name for name in after if after[name] != before[name]] == [victim]
+
+
+def test_a_failing_run_is_named_and_does_not_stop_the_others(workspace):
+    """A run with a bad flag fails (exit non-zero, its last lines shown), the other run finishes."""
+    out = cli(workspace, "run", "tiny-bad")
+    assert out.returncode == 1
+    folder = workspace / "logs" / "tiny-bad"
+    (good,) = markers(folder)
+    assert good.startswith("her-")
+    (failed,) = folder.glob("bad-*/failed.json")
+    assert f"failed: {failed.parent.name} (exit 2)" in out.stderr and "no-such-flag" in out.stderr
+
+
+def test_report_prints_iqm_table_and_writes_curves(workspace, tiny_runs):
+    """`report` turns the finished runs into the markdown table (IQM and CI per method) and one PNG per condition."""
+    out = cli(workspace, "report", "tiny", "--results", str(workspace / "results"))
+    assert out.returncode == 0, out.stderr
+    table = (workspace / "results" / "tiny" / "table.md").read_text()
+    assert "| rr | her | 2 |" in table and "| rr | ppo | 2 |" in table and "IQM" in table
+    assert (workspace / "results" / "tiny" / "rr.png").stat().st_size > 1000
+
+
+def test_ctrl_c_stops_the_runs_keeps_what_finished_and_exits_130(workspace):
+    """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it): exit 130, the running training
+    scripts are gone, no run is marked finished that did not finish."""
+    process = subprocess.Popen(command(workspace, "run", "tiny-slow"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline, scripts = time.time() + 90, set()
+    while time.time() < deadline and not scripts:  # wait until training runs are under way
+        time.sleep(0.5)
+        scripts = {pid for pid in descendants(process.pid)
+                   if b"algorithms/ppo_her.py" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert scripts and process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    time.sleep(1)
+    assert not [pid for pid in scripts if Path(f"/proc/{pid}").exists()]  # no orphan training run
+    assert markers(workspace / "logs" / "tiny-slow") == {}  # 200,000-step runs cannot have finished
+
+
+# -- joining a Ray cluster ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_head():
+    """A one-node Ray cluster on 127.0.0.1 with token authentication, started for this test and stopped by killing
+    the processes of its own session (never `ray stop`, which would stop every Ray on the machine)."""
+    temp = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
+    token = Path(temp) / "token"
+    token.write_text("0123456789abcdef" * 2)
+    port = free_port()
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
+               RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0")
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--num-cpus", "2",
+                             "--include-dashboard", "false", "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        output, _ = head.communicate(timeout=120)
+        assert head.returncode == 0, output
+        yield dict(address=f"127.0.0.1:{port}", session=head.pid,
+                   env=dict(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token)))
+    finally:
+        for _ in range(3):
+            pids = [pid for pid, (_, session) in process_table().items() if session == head.pid]
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not pids:
+                break
+            time.sleep(1)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_address_runs_on_a_cluster_and_the_logs_come_back_to_the_driver(workspace, ray_head, tmp_path):
+    """--address: the runs are tasks of a separately started Ray head; each works in a temporary folder that is
+    deleted afterwards, and its log folder arrives in the driver's logs folder (no shared filesystem needed). The
+    head's processes listen on loopback only."""
+    logs = tmp_path / "driver-logs"
+    out = cli(workspace, "run", "tiny-one", "--address", ray_head["address"], env=ray_head["env"], logs=logs)
+    assert out.returncode == 0, out.stderr
+    done = markers(logs / "tiny-one")
+    assert len(done) == 2
+    for name, marker in done.items():
+        assert list((logs / "tiny-one" / name).glob("events.out.tfevents.*"))
+        assert not Path(marker["workdir"]).exists() and not Path(marker["workdir"]).is_relative_to(logs)
+    head_pids = [pid for pid, (_, session) in process_table().items() if session == ray_head["session"]]
+    seen = listening_addresses(head_pids)
+    assert seen and all(is_loopback(a) for a in seen), seen
+
