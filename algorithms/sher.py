@@ -1,28 +1,15 @@
+# docs and experiment results: docs/her_ddpg.md
 # Soft Hindsight Experience Replay (SHER): HER with a maximum-entropy learner (SAC with a V network) in place of DDPG.
 # Paper: He, Zhuang, Li, "Soft Hindsight Experience Replay", arXiv 2002.02089, 2020 (Algorithm 1, eqs. (10), (14)-(16)).
-# The rest is algorithms/her_ddpg.py: HER (Andrychowicz et al. 2017) as in OpenAI baselines' her/ ("baselines" below;
-# Plappert et al. 2018), so `diff algorithms/her_ddpg.py algorithms/sher.py` shows only the learner. Released code:
-# github.com/FSLight1996/SHER (baselines' her/ with Spinning Up's TF1 SAC-v1 as learner), "the released code" below.
-#
-# Layout: everything outside the "LEARNER" block (arguments, env set-up, normalisers, HER sampler,
-# episode buffer, rollouts, evaluation, logging, the main loop) is shared line for line by her_ddpg.py and
-# sher.py, which differ only in the learner (DDPG / SAC + V network) behind one interface: act / update / update_target.
-#
-# Deliberate difference: plain HER `future` goals, as her_ddpg.py; the released her.py passed them through CHER's
-# curriculum goal selection (Fang et al. 2019; 128 candidates -> 64), an option ("A") of Algorithm 1 line 1.
-#
-# Budget: `--total-timesteps` counts training env steps (stored transitions); the run stops exactly there
-# (the last episode batch is cut short if needed). An epoch is `n_cycles` cycles of (one episode per env,
-# then `n_batches` updates), followed by `n_test_rollouts` deterministic episodes per env.
+# Released code: github.com/FSLight1996/SHER ("the released code"); HER as algorithms/her_ddpg.py ("baselines").
+# Everything outside the LEARNER block is line for line algorithms/sher.py: their diff is the learner.
 import contextlib
 import io
 import math
-import multiprocessing
 import os
 import random
 import signal
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -61,7 +48,7 @@ class Args:
     env_id: str = "FetchReach-v4"
     """a goal env: FetchReach/Push/PickAndPlace/Slide-v4, HandManipulate*/HandReach, or PredatorPrey-v0"""
     num_envs: Optional[int] = None
-    """parallel envs, one episode each per cycle (default 16, FetchReach 2: see TASK_DEFAULTS)"""
+    """parallel envs, one episode each per cycle (None: 16; FetchReach: 2)"""
     async_envs: bool = True
     """step MuJoCo envs in subprocesses (gymnasium AsyncVectorEnv) so that all cores simulate"""
     prey: str = "random"
@@ -73,11 +60,11 @@ class Args:
     total_timesteps: int = 10_000
     """total training env steps of the experiment (the run stops exactly there)"""
     n_cycles: Optional[int] = None
-    """cycles per epoch: one episode per env, then n-batches updates (default 50; FetchReach, PredatorPrey 10)"""
+    """cycles per epoch: one episode per env, then n-batches updates (None: 50; FetchReach, PredatorPrey: 10)"""
     n_batches: int = 40
     """gradient steps per cycle"""
     batch_size: Optional[int] = None
-    """transitions per gradient step (default 2048 = 8 MPI workers x 256; FetchReach, PredatorPrey 256)"""
+    """transitions per gradient step (None: 2048 = 8 workers x 256; FetchReach, PredatorPrey: 256)"""
     n_test_rollouts: int = 10
     """deterministic test episodes per env after each epoch"""
     buffer_size: int = 1_000_000
@@ -91,8 +78,8 @@ class Args:
     norm_clip: float = 5.0
     """normalised inputs are clipped to +-norm_clip"""
 
-    # Learner: SAC with a V network (SHER Algorithm 1), no action L2 (the released sac.py commented it out), no noise
-    # (Learner.act); the rest as her_ddpg.py, to compare learners only (the released code: gamma 0.99, pi_lr 3e-4)
+    # Learner: SAC with a V network (SHER Algorithm 1); no action L2 (the released sac.py commented it out), no noise;
+    # the rest as her_ddpg.py, to compare learners only (the released code: gamma 0.99, pi_lr 3e-4)
     gamma: float = 0.98
     """the discount factor gamma"""
     hidden_size: int = 256
@@ -109,118 +96,85 @@ class Args:
     """learn log alpha toward the target entropy -|A| (CleanRL sac_continuous_action.py)"""
 
 
-# Defaults that depend on the task, as baselines' config.py DEFAULT_ENV_PARAMS. The general defaults reproduce
-# baselines run with 8 MPI workers x 2 envs (the HER paper's set-up): 16 episodes per cycle and 8 x 256 = 2048
-# transitions per gradient step (the gradient of a 2048 batch is the average of 8 workers' 256-batch gradients);
-# one worker does not learn FetchPush. FetchReach: baselines' 1-CPU command (2 envs, batch 256, 10 cycles),
-# which needs far fewer env steps and seconds on this easy task than the 8-worker set-up.
-# PredatorPrey (not in baselines): its Q values lie in [-1, 1], not [-1/(1-gamma), 0], so baselines' action L2
-# of 1.0 would swamp dQ/du (her_ddpg.py scales it to 0.02; SHER has none); alpha's entropy bonus likewise weighs
-# ~1/(1-gamma) more against Q here than on Fetch and might need scaling (left at --alpha, untuned). Its short episodes
-# and cheap numpy simulator make batch 256 and 10 cycles per epoch the better trade.
-TASK_DEFAULTS = {"": dict(num_envs=16, batch_size=2048, n_cycles=50),
-                 "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10),
-                 "PredatorPrey": dict(batch_size=256, n_cycles=10)}
+# A flag left at None takes its task's value, by env id prefix (baselines config.py DEFAULT_ENV_PARAMS; why: docs page)
+TASK_DEFAULTS = {
+    "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10),  # baselines' 1-CPU command
+    "PredatorPrey": dict(num_envs=16, batch_size=256, n_cycles=10),  # alpha left at --alpha, untuned for Q in [-1, 1]
+    "": dict(num_envs=16, batch_size=2048, n_cycles=50),  # other tasks: baselines with 8 MPI workers
+}
 
 
 def fill_task_defaults(args: Args) -> None:
-    """Set the fields left at None from TASK_DEFAULTS: the task's own entry, then the general one."""
-    prefix = max((p for p in TASK_DEFAULTS if args.env_id.startswith(p)), key=len)
-    for key, value in {**TASK_DEFAULTS[""], **TASK_DEFAULTS[prefix]}.items():
+    task = next(prefix for prefix in TASK_DEFAULTS if args.env_id.startswith(prefix))
+    for key, value in TASK_DEFAULTS[task].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
 
 def check_args(args: Args) -> None:
-    """One-line errors for bad flags, before anything heavy starts."""
-    problems = {
-        f"unknown env id {args.env_id!r} (try FetchReach-v4, FetchPush-v4 or PredatorPrey-v0)":
-            args.env_id not in gym.registry,
-        "total-timesteps must be positive": args.total_timesteps <= 0,
-        "num-envs, n-cycles, batch-size and buffer-size must be positive":
-            min(args.num_envs, args.n_cycles, args.batch_size, args.buffer_size) <= 0,
-        "n-batches and n-test-rollouts must be >= 0": min(args.n_batches, args.n_test_rollouts) < 0,
-        "replay-k must be >= 0": args.replay_k < 0,
-        "gamma must be in [0, 1)": not 0 <= args.gamma < 1,
-        "clip-obs, norm-eps and norm-clip must be positive": min(args.clip_obs, args.norm_eps, args.norm_clip) <= 0,
-        "hidden-size and torch-threads must be positive": min(args.hidden_size, args.torch_threads) <= 0,
-        "learning rates must be positive": min(args.policy_lr, args.q_lr) <= 0,
-        "polyak must be in [0, 1]": not 0 <= args.polyak <= 1,
-        "alpha must be positive": args.alpha <= 0,
-    }
-    for message, bad in problems.items():
+    """Every bad flag is one `error:` line naming it and its valid range, before anything heavy starts."""
+    problems = [
+        (args.env_id not in gym.registry, f"--env-id {args.env_id!r} is not a registered env (try FetchReach-v4)"),
+        (args.total_timesteps <= 0, "--total-timesteps must be > 0"),
+        (min(args.num_envs, args.n_cycles, args.batch_size) <= 0, "--num-envs, --n-cycles, --batch-size must be > 0"),
+        (min(args.n_batches, args.n_test_rollouts) < 0, "--n-batches and --n-test-rollouts must be >= 0"),
+        (args.replay_k < 0, "--replay-k must be >= 0"),
+        (not 0 < args.gamma < 1, "--gamma must be in (0, 1)"),
+        (min(args.clip_obs, args.norm_eps, args.norm_clip) <= 0, "--clip-obs, --norm-eps, --norm-clip must be > 0"),
+        (min(args.hidden_size, args.torch_threads) <= 0, "--hidden-size and --torch-threads must be > 0"),
+        (min(args.policy_lr, args.q_lr) <= 0, "--policy-lr and --q-lr must be > 0"),
+        (not 0 <= args.polyak <= 1, "--polyak must be in [0, 1]"),
+        (args.alpha <= 0, "--alpha must be > 0"),
+    ]
+    for bad, message in problems:
         if bad:
             raise SystemExit(f"error: {message}")
-
-
-def is_predator_prey(env_id: str) -> bool:
-    return env_id.startswith("PredatorPrey")
-
-
-def make_worker_env(env_id: str) -> gym.Env:
-    """A MuJoCo env for an AsyncVectorEnv subprocess, which leaves Ctrl-C to the main process (AsyncVectorEnv
-    also makes one env in the main process, to read the spaces: that one must not touch the signal)."""
-    if multiprocessing.parent_process() is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return gym.make(env_id)
-
-
-def make_env(args: Args, num_envs: int) -> gym.vector.VectorEnv:
-    """`num_envs` envs stepped together. Autoreset is gymnasium's default (next_step): the obs returned with
-    an episode's last step is its true final obs, and `rollout` resets all envs before each episode batch."""
-    try:
-        if is_predator_prey(args.env_id):  # the batched numpy vector env
-            envs = gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                                prey=args.prey, spawn=args.spawn)
-        elif args.async_envs:
-            envs = gym.vector.AsyncVectorEnv([lambda: make_worker_env(args.env_id)] * num_envs)
-        else:
-            envs = gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="sync")
-    except (ValueError, TypeError, gym.error.Error) as error:
-        raise SystemExit(f"error: cannot make {args.env_id}: {error}")
-    space = envs.single_observation_space
+    env = make_env(args)
+    space, T = env.observation_space, task_of(args, env).horizon
     if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
-        envs.close()
-        raise SystemExit(f"error: {args.env_id} is not a goal env (Dict observation with observation, "
-                         "achieved_goal, desired_goal)")
-    return envs
+        raise SystemExit(f"error: --env-id {args.env_id} is not a goal env (observation, achieved_goal, desired_goal)")
+    high, low = env.action_space.high, env.action_space.low
+    if np.any(high != high[0]) or np.any(low != -high):
+        raise SystemExit(f"error: --env-id {args.env_id}: the action space must be a box [-max_u, max_u]^n")
+    if args.buffer_size < args.num_envs * T:
+        raise SystemExit(f"error: --buffer-size must hold one episode per env: >= num-envs x {T} = {args.num_envs * T}")
 
 
-def make_reward_env(args: Args) -> gym.Env:
-    """One single env in this process, only for its vectorised `compute_reward` (as baselines' reward_fun)."""
-    kwargs = dict(prey=args.prey, spawn=args.spawn) if is_predator_prey(args.env_id) else {}
-    return gym.make(args.env_id, **kwargs).unwrapped
+def make_env(args: Args, num_envs: Optional[int] = None):
+    """`num_envs` envs stepped together (MuJoCo ones in subprocesses unless --no-async-envs), or one env in this
+    process for its spaces and its vectorised compute_reward (baselines reward_fun)."""
+    kwargs = dict(prey=args.prey, spawn=args.spawn) if args.env_id.startswith("PredatorPrey") else {}
+    try:
+        if num_envs is None:
+            return gym.make(args.env_id, **kwargs).unwrapped
+        mode = "vector_entry_point" if kwargs else "async" if args.async_envs else "sync"
+        return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    except (ValueError, TypeError, gym.error.Error) as error:
+        raise SystemExit(f"error: --env-id {args.env_id}: cannot make it: {error}")
 
 
-def episode_horizon(args: Args, envs: gym.vector.VectorEnv) -> int:
-    """Rows T of an episode: Fetch/Hand episodes are exactly T = max_episode_steps (time limit, never
-    terminated); a Predator-Prey episode ends on capture or on step max_episode_steps + 1 (so at most T)."""
-    if is_predator_prey(args.env_id):
-        return envs.unwrapped.max_episode_steps + 1
-    return gym.spec(args.env_id).max_episode_steps
+@dataclass(frozen=True)
+class Task:
+    """What differs between the Fetch/Hand tasks and Predator-Prey, in one place."""
+
+    horizon: int  # rows T of an episode: its most steps
+    target_range: tuple[float, float]  # critic targets are clipped to the range of possible returns
+    done_on_reward: bool  # whether a nonzero reward marks a terminal transition (no bootstrap past it)
+    observe_achieved_goal: bool  # whether the networks and the buffer see o = [observation, achieved goal]
 
 
-def task_spec(args: Args) -> tuple[tuple[float, float], bool, bool]:
-    """(critic target clip range, whether a nonzero reward marks a terminal transition, whether the networks
-    see the achieved goal next to the observation).
-
-    Fetch/Hand: rewards are -1 or 0 and episodes are only ever cut by the time limit, so there is no done
-    mask and the return lies in [-1/(1-gamma), 0] (baselines: clip_return = 1/(1-gamma), clip_pos_returns).
-    Their observation already holds the achieved goal (gripper or object position): inputs [o, g] as baselines.
-    PredatorPrey: rewards lie in [-1, 1] and a reward is nonzero exactly on a terminal step (+1 capture,
-    -1 time-out), so every return is +-gamma^k: the target is clipped to [-1, 1] (tighter than the generic
-    [r_min, r_max] / (1-gamma), and exact) and the done mask is r != 0, also for relabelled goals.
-    Deliberate difference: its observation (the prey velocity) says nothing of the predator's position, so
-    the networks get [o, ag, g] there (ag appended to o everywhere: buffer, normaliser, inputs)."""
-    if is_predator_prey(args.env_id):
-        return (-1.0, 1.0), True, True
-    return (-1.0 / (1.0 - args.gamma), 0.0), False, False
+def task_of(args: Args, env: gym.Env) -> Task:
+    """Fetch/Hand: rewards -1 or 0, episodes only cut by the time limit: returns in [-1/(1-gamma), 0] (baselines
+    clip_return). Predator-Prey: +1 on capture, -1 on the time-out step max_episode_steps + 1, both terminal, so
+    returns are +-gamma^k; its observation (the prey velocity) lacks the predator's position: add the achieved goal."""
+    if args.env_id.startswith("PredatorPrey"):
+        return Task(env.max_episode_steps + 1, (-1.0, 1.0), True, True)
+    return Task(gym.spec(args.env_id).max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
 
 
-def net_observation(obs: dict, with_achieved_goal: bool) -> np.ndarray:
-    """The observation o the networks and the buffer use: obs["observation"], followed by the achieved goal
-    where task_spec asks for it."""
-    if with_achieved_goal:
+def net_observation(obs: dict, task: Task) -> np.ndarray:
+    """The observation o of the networks and the buffer: obs["observation"], with the achieved goal if the task says."""
+    if task.observe_achieved_goal:
         return np.concatenate([obs["observation"], obs["achieved_goal"]], -1)
     return obs["observation"]
 
@@ -253,81 +207,66 @@ class Normalizer:
         return dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=self.mean, std=self.std)
 
 
-# ALGO LOGIC: HER `future` relabelling (Andrychowicz et al. 2017, Sec. 4.5; baselines her_sampler.py)
-def sample_her_transitions(episodes: dict, batch_size: int, future_p: float, compute_reward: Callable,
-                           terminal_on_reward: bool, rng: np.random.Generator) -> dict:
-    """`batch_size` transitions drawn from whole `episodes`, a share `future_p` of them relabelled.
+def empty_episodes(n: int, T: int, obs_dim: int, goal_dim: int, act_dim: int) -> dict:
+    """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each episode's length."""
+    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
+                g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
+                length=np.zeros(n, np.int64))
 
-    `episodes` holds o, ag, g (E, T + 1, .), u (E, T, .) and `length` (E,): episode e has transitions
-    t = 0 .. length-1 and observations 0 .. length. As baselines: an episode uniformly, then a step t
-    uniformly within it (deliberate difference: within its own length, as Predator-Prey episodes can end
-    early; for Fetch every length is T and this is baselines' draw); a relabelled goal is the achieved goal
-    of a step drawn uniformly from t+1 .. length (never past the episode's end). Rewards come from the
-    env's compute_reward(ag_{t+1}, g, {"episode_steps": t + 1}).
-    """
+
+# ALGO LOGIC: HER `future` relabelling (Andrychowicz et al. 2017, Sec. 4.5; baselines her_sampler.py)
+def sample_her_transitions(episodes: dict, batch_size: int, future_p: float, compute_reward: Callable, task: Task,
+                           rng: np.random.Generator) -> dict:
+    """`batch_size` transitions (o, g, u, r, o_next, g_next, done) of `episodes`, a share `future_p` relabelled.
+
+    As baselines: an episode uniformly, a step t uniformly within its length (Predator-Prey episodes can end
+    early), and for a relabelled goal the achieved goal of a step drawn uniformly from t+1 .. length. Rewards are
+    the env's compute_reward(ag_{t+1}, g, {"episode_steps": t + 1})."""
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
     t = (rng.random(batch_size) * length).astype(np.int64)
-    her = rng.random(batch_size) < future_p
+    relabel = rng.random(batch_size) < future_p
     future_t = t + 1 + (rng.random(batch_size) * (length - t)).astype(np.int64)
     g = episodes["g"][ep, t]
-    # Deliberate difference: the next state's goal is the real next goal g_{t+1} (baselines reuses g_t; the
-    # same on Fetch/Hand, whose goal is fixed per episode; Predator-Prey's prey moves). Relabelled: fixed g'.
-    g_next = episodes["g"][ep, t + 1]
-    g[her] = g_next[her] = episodes["ag"][ep[her], future_t[her]]
-    ag_next = episodes["ag"][ep, t + 1]
-    r = np.asarray(compute_reward(ag_next, g, {"episode_steps": t + 1}), np.float32)
-    done = (r != 0).astype(np.float32) if terminal_on_reward else np.zeros(batch_size, np.float32)
+    g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but Predator-Prey's prey moves
+    g[relabel] = g_next[relabel] = episodes["ag"][ep[relabel], future_t[relabel]]
+    r = np.asarray(compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}), np.float32)
+    done = (r != 0).astype(np.float32) if task.done_on_reward else np.zeros(batch_size, np.float32)
     return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, o_next=episodes["o"][ep, t + 1],
-                g_next=g_next, ag=episodes["ag"][ep, t], ag_next=ag_next, done=done, her=her,
-                ep=ep, t=t, future_t=np.where(her, future_t, -1))
+                g_next=g_next, done=done)
 
 
 # ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py)
 class EpisodeBuffer:
-    """Preallocated arrays of at most `size_in_transitions // T` episodes of T rows; memory stays flat.
-
-    Deliberate difference: once full, the oldest episodes are overwritten (a FIFO ring); baselines
-    overwrote randomly chosen episodes."""
+    """At most `size_in_transitions // T` episodes in preallocated arrays; once full, the oldest are overwritten
+    (baselines overwrote random ones)."""
 
     def __init__(self, size_in_transitions: int, T: int, obs_dim: int, goal_dim: int, act_dim: int):
         self.size = size_in_transitions // T
-        self.data = dict(o=np.zeros((self.size, T + 1, obs_dim), np.float32),
-                         ag=np.zeros((self.size, T + 1, goal_dim), np.float32),
-                         g=np.zeros((self.size, T + 1, goal_dim), np.float32),
-                         u=np.zeros((self.size, T, act_dim), np.float32),
-                         length=np.zeros(self.size, np.int64))
+        self.data = empty_episodes(self.size, T, obs_dim, goal_dim, act_dim)
         self.next_index, self.n_stored = 0, 0
 
     def store(self, episodes: dict) -> None:
-        n = len(episodes["length"])
-        index = (self.next_index + np.arange(n)) % self.size
+        index = (self.next_index + np.arange(len(episodes["length"]))) % self.size
         for key, array in self.data.items():
             array[index] = episodes[key]
-        self.next_index = (self.next_index + n) % self.size
-        self.n_stored = min(self.n_stored + n, self.size)
+        self.next_index = (index[-1] + 1) % self.size
+        self.n_stored = min(self.n_stored + len(index), self.size)
 
     def episodes(self) -> dict:
         return {key: array[: self.n_stored] for key, array in self.data.items()}
 
 
 # ALGO LOGIC: one episode per env from reset (baselines rollout.py RolloutWorker.generate_rollouts)
-def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int, with_achieved_goal: bool,
-            seed: Optional[int] = None):
-    """Returns (episodes with length >= 1, success of each such episode, its return, env steps taken).
-
-    An env's episode ends at its time limit or terminal step; `max_steps` cuts the batch so that no more
-    than that many transitions are taken into account (the extra simulated steps of cut envs are dropped)."""
-    n, space = envs.num_envs, envs.single_observation_space
-    goal_dim = space["desired_goal"].shape[0]
-    obs_dim = space["observation"].shape[0] + (goal_dim if with_achieved_goal else 0)
-    act_dim = envs.single_action_space.shape[0]
-    ep = dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
-              g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
-              length=np.zeros(n, np.int64))
+def rollout(envs: gym.vector.VectorEnv, policy: Callable, task: Task, max_steps: int, seed: Optional[int] = None):
+    """Returns (the episodes of length >= 1, their success, their return, env steps taken). `max_steps` cuts the
+    batch at that many transitions (the cut envs' episodes end there)."""
+    n, T, space = envs.num_envs, task.horizon, envs.single_observation_space
+    obs_dim = space["observation"].shape[0] + (space["achieved_goal"].shape[0] if task.observe_achieved_goal else 0)
+    ep = empty_episodes(n, T, obs_dim, space["desired_goal"].shape[0], envs.single_action_space.shape[0])
     success, returns = np.zeros(n), np.zeros(n)
     obs, _ = envs.reset(seed=seed)
-    o = net_observation(obs, with_achieved_goal)
+    o = net_observation(obs, task)
     ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = o, obs["achieved_goal"], obs["desired_goal"]
     alive = np.ones(n, bool)
     for t in range(T):
@@ -336,7 +275,7 @@ def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int
             break
         u = policy(o, obs["desired_goal"])
         obs, reward, terminated, truncated, infos = envs.step(u)
-        o = net_observation(obs, with_achieved_goal)
+        o = net_observation(obs, task)
         ep["u"][alive, t] = u[alive]
         ep["o"][alive, t + 1] = o[alive]
         ep["ag"][alive, t + 1] = obs["achieved_goal"][alive]
@@ -347,6 +286,26 @@ def rollout(envs: gym.vector.VectorEnv, policy: Callable, T: int, max_steps: int
         alive &= ~(terminated | truncated)
     kept = ep["length"] > 0
     return {key: array[kept] for key, array in ep.items()}, success[kept], returns[kept], int(ep["length"].sum())
+
+
+def evaluate(envs: gym.vector.VectorEnv, policy: Callable, task: Task, n_test_rollouts: int) -> float:
+    """Test success rate over `n_test_rollouts` deterministic episodes per env (baselines: the evaluator after each
+    epoch, on separate envs; here on the training envs, which halves the simulator subprocesses)."""
+    success = [rollout(envs, policy, task, envs.num_envs * task.horizon)[1] for _ in range(n_test_rollouts)]
+    return float(np.mean(np.concatenate(success))) if success else float("nan")
+
+
+def stop_on_ctrl_c() -> list:
+    """Ctrl-C ends the run after the current cycle, keeping its log; a second Ctrl-C aborts at once."""
+    pressed = []
+
+    def handler(signum, frame):
+        pressed.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("Ctrl-C: stopping after this cycle (press again to abort)", flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    return pressed
 
 
 # ===================== LEARNER: SAC with a V network (Haarnoja et al. 2018) as SHER Algorithm 1 =====================
@@ -364,9 +323,8 @@ def mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
 
 
 class Actor(nn.Module):
-    """Gaussian policy on normalised [o, g]: (mean, log_std) heads = the last layer (2 x act_dim) of one MLP (the
-    released core.py put the heads on an extra act_dim-wide linear layer); log_std squashed into
-    [LOG_STD_MIN, LOG_STD_MAX] by tanh, as CleanRL's SAC and the released core.py."""
+    """Gaussian policy on normalised [o, g]: the MLP's last layer gives (mean, log_std), 2 x act_dim (the released
+    core.py: an extra linear layer per head); log_std squashed into [LOG_STD_MIN, LOG_STD_MAX] by tanh."""
 
     def __init__(self, in_size: int, act_dim: int, hidden: int, max_u: float):
         super().__init__()
@@ -399,18 +357,18 @@ def squashed_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Te
 
 
 def critic_target(r: torch.Tensor, v_next: torch.Tensor, done: torch.Tensor, gamma: float,
-                  clip_range: tuple[float, float]) -> torch.Tensor:
-    """y_q = clip(r + gamma * (1 - done) * V_targ(s', g), *clip_range): Algorithm 1 line 22, eq. (10); clipped as
-    her_ddpg.py's target (so did the released sac.py; no done mask on Fetch, where done is always 0)."""
-    return torch.clamp(r + gamma * (1.0 - done) * v_next, *clip_range)
+                  target_range: tuple[float, float]) -> torch.Tensor:
+    """y_q = clip(r + gamma * (1 - done) * V_targ(s', g), *target_range): Algorithm 1 line 22, eq. (10); clipped as
+    her_ddpg.py's target (so did the released sac.py)."""
+    return torch.clamp(r + gamma * (1.0 - done) * v_next, *target_range)
 
 
 class Learner:
-    """Policy, twin Q, V and its target, Adam optimisers, temperature alpha. Interface shared with her_ddpg.py:
-    act(x, explore, rng) -> actions, update(batch) -> losses, update_target(), state_dict()."""
+    """Policy, twin Q, V and its target, Adam optimisers and the temperature behind the interface shared with
+    her_ddpg.py: act(x, explore, rng) -> actions, update(batch) -> losses, update_target(), state_dict()."""
 
-    def __init__(self, args: Args, in_size: int, act_dim: int, max_u: float, clip_range, device: torch.device):
-        self.args, self.max_u, self.clip_range, self.act_dim = args, max_u, clip_range, act_dim
+    def __init__(self, args: Args, in_size: int, act_dim: int, max_u: float, task: Task, device: torch.device):
+        self.args, self.max_u, self.target_range, self.act_dim = args, max_u, task.target_range, act_dim
         self.actor = Actor(in_size, act_dim, args.hidden_size, max_u).to(device)
         self.qf1 = QNetwork(in_size, act_dim, args.hidden_size, max_u).to(device)
         self.qf2 = QNetwork(in_size, act_dim, args.hidden_size, max_u).to(device)
@@ -420,42 +378,47 @@ class Learner:
         self.actor_optimizer = optim.Adam(self.actor.parameters(), lr=args.policy_lr)
         self.q_optimizer = optim.Adam([*self.qf1.parameters(), *self.qf2.parameters(), *self.vf.parameters()],
                                       lr=args.q_lr)  # one Adam for Q1, Q2 and V, as the released sac.py (V_adam)
-        # Temperature: fixed (the paper), or with --autotune learnt toward entropy -|A| as CleanRL's SAC, from --alpha
+        # Temperature: fixed (the paper), or with --autotune learnt toward the target entropy, from --alpha
         self.log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=args.autotune)
         self.alpha_optimizer = optim.Adam([self.log_alpha], lr=args.q_lr)
+        self.target_entropy = -act_dim  # -|A|, CleanRL's SAC
 
     @torch.no_grad()
     def act(self, x: torch.Tensor, explore: bool, rng: np.random.Generator) -> np.ndarray:
-        """Training: u ~ pi(.|s, g) (Algorithm 1 line 6), no noise or random actions on top (the released code
-        replaced 5% of the actions by uniform random ones, tests included, and tested sampled actions); tests: the
-        mean action max_u * tanh(mean)."""
+        """Training: u ~ pi(.|s, g) (Algorithm 1 line 6), nothing added (the released code replaced 5% of the actions
+        by uniform random ones, tests included, and tested sampled actions); tests: the mean action max_u tanh(mean)."""
         mean, log_std = self.actor(x)
-        noise = rng.standard_normal(mean.shape) if explore else np.zeros(mean.shape)  # noise 0: max_u * tanh(mean)
+        noise = rng.standard_normal(mean.shape) if explore else np.zeros(mean.shape)
         u, _ = squashed_gaussian(mean, log_std, torch.as_tensor(noise, dtype=mean.dtype, device=x.device), self.max_u)
         return u.cpu().numpy()
 
     def losses(self, b: dict, noise: torch.Tensor) -> dict:
-        """Algorithm 1 lines 22-23 on a batch (normalised x, x_next; raw u, r, done); `noise` ~ N(0, I) draws the
-        fresh a~ ~ pi(.|s, g), one per transition for both y_v and the policy loss (as the released code)."""
+        """Algorithm 1 lines 22-23 on a batch (normalised x, x_next; raw u, r, done). `noise` ~ N(0, I) draws one
+        a~ ~ pi(.|s, g) per transition, for y_v and for the policy loss alike (as the released code)."""
         alpha = self.log_alpha.detach().exp()
-        with torch.no_grad():
-            v_next = self.target_vf(b["x_next"]).squeeze(-1)  # V_targ(s', g)
-            y_q = critic_target(b["r"], v_next, b["done"], self.args.gamma, self.clip_range)
-        u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # reparameterised a~
-        q1_pi = self.qf1(b["x"], u_pi)
-        # line 22: y_v = min_i Q_i(s, a~, g) - alpha log pi(a~|s, g), the sampled inner expectation of eq. (14)
-        y_v = (torch.min(q1_pi, self.qf2(b["x"], u_pi)) - alpha * log_pi).detach()
+        u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # a~, reparameterised (eq. (16))
+        q1_pi, q2_pi = self.qf1(b["x"], u_pi), self.qf2(b["x"], u_pi)
         q1, q2 = self.qf1(b["x"], b["u"]), self.qf2(b["x"], b["u"])
-        return dict(y_q=y_q, y_v=y_v, q1=q1, log_pi=log_pi,
-                    qf_loss=F.mse_loss(q1, y_q) + F.mse_loss(q2, y_q),  # Q regression to y_q (Alg. 1 leaves it out)
-                    vf_loss=F.mse_loss(self.vf(b["x"]).squeeze(-1), y_v),  # line 23, first; gradient eq. (15)
-                    # line 23, second: alpha log pi(a~|s, g) - Q_1(s, a~, g), as the released sac.py; eq. (16) has Q
-                    # without an index (Spinning Up's SAC-v1 also took Q_1; CleanRL's SAC takes min_i Q_i)
-                    actor_loss=(alpha * log_pi - q1_pi).mean(),
-                    alpha_loss=-(self.log_alpha.exp() * (log_pi.detach() - self.act_dim)).mean())
+        with torch.no_grad():
+            # line 22: y_q = r + gamma (1 - d) V_targ(s', g)
+            y_q = critic_target(b["r"], self.target_vf(b["x_next"]).squeeze(-1), b["done"], self.args.gamma,
+                                self.target_range)
+            # line 22: y_v = min_i Q_i(s, a~, g) - alpha log pi(a~|s, g), the sampled expectation of eq. (14)
+            y_v = torch.min(q1_pi, q2_pi) - alpha * log_pi
+        return dict(
+            # (not in Algorithm 1) the twin Q regress to y_q, as in the released sac.py
+            qf_loss=F.mse_loss(q1, y_q) + F.mse_loss(q2, y_q),
+            # line 23: V-loss mean (V(s, g) - y_v)^2, gradient eq. (15)
+            vf_loss=F.mse_loss(self.vf(b["x"]).squeeze(-1), y_v),
+            # line 23: pi-loss mean alpha log pi(a~|s, g) - Q_1(s, a~, g), gradient eq. (16) (the released sac.py;
+            # CleanRL's SAC takes min_i Q_i)
+            actor_loss=(alpha * log_pi - q1_pi).mean(),
+            # --autotune: alpha grows while the entropy -log pi is below the target entropy, and shrinks above it
+            alpha_loss=-(self.log_alpha.exp() * (log_pi.detach() + self.target_entropy)).mean(),
+            q1=q1.detach(), log_pi=log_pi.detach())
 
     def update(self, b: dict) -> dict:
-        """One SAC step (Algorithm 1 lines 20-23): all losses use the pre-update networks, then the optimisers step."""
+        """One SAC step (Algorithm 1 lines 20-23): all losses from the pre-update networks, then the optimisers step."""
         out = self.losses(b, torch.randn(len(b["x"]), self.act_dim, device=b["x"].device))
         self.q_optimizer.zero_grad()
         (out["qf_loss"] + out["vf_loss"]).backward()
@@ -474,7 +437,7 @@ class Learner:
     @torch.no_grad()
     def update_target(self) -> None:
         """V_targ <- polyak * V_targ + (1 - polyak) * V (Algorithm 1 line 24), once per cycle as her_ddpg.py's targets
-        (the released code did the same, in baselines' train loop; Algorithm 1 puts it after every minibatch)."""
+        (so did the released code, in baselines' train loop; Algorithm 1 puts it after every minibatch)."""
         for param, target_param in zip(self.vf.parameters(), self.target_vf.parameters()):
             target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
@@ -490,16 +453,11 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     fill_task_defaults(args)
     check_args(args)
-    # Deliberate difference: the test episodes run on the training envs (baselines: separate evaluator envs),
-    # which halves the simulator subprocesses; rollout() resets every env before each batch anyway.
+    reward_env = make_env(args)  # one env in this process: the task's horizon and its vectorised compute_reward
+    task, compute_reward = task_of(args, reward_env), reward_env.compute_reward
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the env subprocesses: Ctrl-C is for the main loop
     envs = make_env(args, args.num_envs)
-    T = episode_horizon(args, envs)
-    if args.buffer_size // T < args.num_envs:
-        raise SystemExit(f"error: buffer-size must hold at least one episode batch (num-envs x {T} transitions)")
-    action_space = envs.single_action_space
-    max_u = float(action_space.high[0])
-    if not (np.all(action_space.high == max_u) and np.all(action_space.low == -max_u)):
-        raise SystemExit("error: the action space must be a symmetric box [-max_u, max_u]^n")
+    ctrl_c = stop_on_ctrl_c()
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     writer = SummaryWriter(f"runs/{run_name}")
     writer.add_text(
@@ -516,17 +474,14 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     rng = np.random.default_rng(args.seed)
 
-    space = envs.single_observation_space
-    clip_range, terminal_on_reward, with_achieved_goal = task_spec(args)
-    goal_dim = space["desired_goal"].shape[0]
-    obs_dim = space["observation"].shape[0] + (goal_dim if with_achieved_goal else 0)
-    act_dim = action_space.shape[0]
-    compute_reward = make_reward_env(args).compute_reward
+    space, action_space = envs.single_observation_space, envs.single_action_space
+    goal_dim, act_dim, max_u = space["desired_goal"].shape[0], action_space.shape[0], float(action_space.high[0])
+    obs_dim = space["observation"].shape[0] + (goal_dim if task.observe_achieved_goal else 0)
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip, device)
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip, device)
-    buffer = EpisodeBuffer(args.buffer_size, T, obs_dim, goal_dim, act_dim)
-    learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, clip_range, device)
+    buffer = EpisodeBuffer(args.buffer_size, task.horizon, obs_dim, goal_dim, act_dim)
+    learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, task, device)
 
     def preprocess(o: np.ndarray, g: np.ndarray) -> torch.Tensor:
         """Clip raw o, g to +-clip_obs, normalise, concatenate (baselines ddpg.py _preprocess_og + actor_critic)."""
@@ -534,74 +489,62 @@ if __name__ == "__main__":
         g = torch.as_tensor(np.clip(g, -args.clip_obs, args.clip_obs), dtype=torch.float32, device=device)
         return torch.cat([o_norm.normalize(o), g_norm.normalize(g)], -1)
 
-    def to_tensor(x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=torch.float32, device=device)
+    def learner_batch(tr: dict) -> dict:
+        """Sampled transitions as the learner takes them: normalised x = [o, g], x_next; raw u, r, done."""
+        u, r, done = (torch.as_tensor(tr[key], dtype=torch.float32, device=device) for key in ("u", "r", "done"))
+        return dict(x=preprocess(tr["o"], tr["g"]), x_next=preprocess(tr["o_next"], tr["g_next"]), u=u, r=r, done=done)
 
-    global_step, epoch, env_seed = 0, 0, args.seed
+    def policy(explore: bool) -> Callable:
+        """The actor on raw o, g: exploring in training rollouts, deterministic in tests."""
+        return lambda o, g: learner.act(preprocess(o, g), explore, rng)
+
+    global_step, epoch, epoch_cycles, train_success, env_seed = 0, 0, 0, [], args.seed
     start_time = time.time()
-    try:
-        while global_step < args.total_timesteps:
-            epoch += 1
-            train_success, losses = [], []
-            for cycle in range(args.n_cycles):
-                if global_step >= args.total_timesteps:
-                    break
-                # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8)
-                episodes, success, returns, steps = rollout(
-                    envs, lambda o, g: learner.act(preprocess(o, g), True, rng), T,
-                    args.total_timesteps - global_step, with_achieved_goal, seed=env_seed)
-                env_seed = None  # seed the first reset only; the envs' own generators carry on
-                global_step += steps
-                train_success.extend(success)
-                writer.add_scalar("charts/episodic_return", returns.mean(), global_step)
-                writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
+    while global_step < args.total_timesteps and not ctrl_c:
+        # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8); the budget cuts the last one
+        budget_left = args.total_timesteps - global_step
+        episodes, success, returns, steps = rollout(envs, policy(explore=True), task, budget_left, env_seed)
+        env_seed = None  # seed the first reset only; the envs' own generators carry on
+        global_step += steps
+        train_success.extend(success)
+        writer.add_scalar("charts/episodic_return", returns.mean(), global_step)
+        writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
 
-                # ALGO LOGIC: store, then update the normalisers from HER samples of the new episodes only
-                # (baselines ddpg.py store_episode: as many samples as the batch has transitions)
-                buffer.store(episodes)
-                fresh = sample_her_transitions(episodes, int(episodes["length"].sum()), future_p, compute_reward,
-                                               terminal_on_reward, rng)
-                o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
-                g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
+        # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new episodes as they have
+        # transitions (baselines ddpg.py store_episode)
+        buffer.store(episodes)
+        fresh = sample_her_transitions(episodes, steps, future_p, compute_reward, task, rng)
+        o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
+        g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
 
-                # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
-                for _ in range(args.n_batches):
-                    tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, compute_reward,
-                                                terminal_on_reward, rng)
-                    batch = dict(x=preprocess(tr["o"], tr["g"]), x_next=preprocess(tr["o_next"], tr["g_next"]),
-                                 u=to_tensor(tr["u"]), r=to_tensor(tr["r"]), done=to_tensor(tr["done"]))
-                    losses.append(learner.update(batch))
-                learner.update_target()  # once per cycle (baselines her.py train loop)
-                if losses:
-                    for key in losses[0]:
-                        writer.add_scalar(f"losses/{key}", np.mean([loss[key] for loss in losses[-args.n_batches:]]),
-                                          global_step)
+        # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16), then the targets move
+        losses = []
+        for _ in range(args.n_batches):
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, compute_reward, task, rng)
+            losses.append(learner.update(learner_batch(tr)))
+        learner.update_target()  # once per cycle (baselines her.py train loop)
+        for key in losses[0] if losses else []:
+            writer.add_scalar(f"losses/{key}", np.mean([loss[key] for loss in losses]), global_step)
 
-            # ALGO LOGIC: deterministic test episodes after each epoch (baselines her.py, evaluator)
-            test_success = []
-            for i in range(args.n_test_rollouts):
-                _, success, _, _ = rollout(envs, lambda o, g: learner.act(preprocess(o, g), False, rng), T,
-                                           args.num_envs * T, with_achieved_goal)
-                test_success.extend(success)
-            s_train = float(np.mean(train_success))
-            s_test = float(np.mean(test_success)) if test_success else float("nan")
-            elapsed = time.time() - start_time
-            sps = int(global_step / elapsed)
-            writer.add_scalar("charts/success_rate", s_train, global_step)
-            writer.add_scalar("eval/success_rate", s_test, global_step)
-            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("charts/epoch", epoch, global_step)
-            eta = (args.total_timesteps - global_step) / max(global_step / elapsed, 1e-9)
-            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
-                  f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {sps:>5}  ETA {eta / 60:6.1f} min",
-                  flush=True)
-    except KeyboardInterrupt:
+        epoch_cycles += 1
+        if epoch_cycles < args.n_cycles and global_step < args.total_timesteps:
+            continue
+        # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py)
+        epoch, epoch_cycles = epoch + 1, 0
+        s_train = float(np.mean(train_success))
+        s_test = evaluate(envs, policy(explore=False), task, args.n_test_rollouts)
+        train_success = []
+        elapsed = time.time() - start_time
+        writer.add_scalar("charts/success_rate", s_train, global_step)
+        writer.add_scalar("eval/success_rate", s_test, global_step)
+        writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
+        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
+        writer.add_scalar("charts/epoch", epoch, global_step)
+        print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
+              f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}", flush=True)
+
+    if ctrl_c:
         print(f"interrupted at step {global_step}; the TensorBoard log is kept in runs/{run_name}", flush=True)
-        with warnings.catch_warnings():  # a step may still be pending: stop the workers, keep nothing
-            warnings.simplefilter("ignore")
-            envs.close(terminate=True)
-
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
         torch.save({**learner.state_dict(), "o_norm": o_norm.state_dict(), "g_norm": g_norm.state_dict(),

@@ -61,7 +61,7 @@ def bench_throughput(workdir: str, steps: int = 4000) -> None:
     args = her_ddpg.Args(env_id="FetchPush-v4")
     her_ddpg.fill_task_defaults(args)
     envs = her_ddpg.make_env(args, args.num_envs)
-    T = her_ddpg.episode_horizon(args, envs)
+    T = her_ddpg.task_of(args, her_ddpg.make_env(args)).horizon
     envs.action_space.seed(1)
     envs.reset(seed=1)
     start, taken = time.time(), 0

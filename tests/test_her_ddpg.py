@@ -1,4 +1,4 @@
-"""Tests of algorithms/her_ddpg.py (DDPG + HER as in OpenAI baselines; spec: ../shared/DESIGN.md, "DDPG + HER").
+"""Tests of algorithms/her_ddpg.py (DDPG + HER as in OpenAI baselines; docs/her_ddpg.md).
 
 The script's helpers are imported from the file itself; the end-to-end runs are subprocesses with tiny budgets.
 """
@@ -14,6 +14,7 @@ from conftest import assert_one_line_error, interrupt_script, load_script, run_s
 her_ddpg = load_script("her_ddpg")
 
 K4 = 1.0 - 1.0 / (1.0 + 4)  # future_p for replay_k = 4
+FETCH = her_ddpg.Task(horizon=50, target_range=(-50.0, 0.0), done_on_reward=False, observe_achieved_goal=False)
 
 
 def labelled_episodes(lengths, T, goal_dim=3, obs_dim=2, act_dim=2, first_id=0):
@@ -40,17 +41,23 @@ def zero_reward(ag_next, g, info):
     return np.zeros(len(g), np.float32)
 
 
-def sample(episodes, n, future_p=K4, compute_reward=zero_reward, terminal=False, seed=0):
-    return her_ddpg.sample_her_transitions(episodes, n, future_p, compute_reward, terminal,
-                                           np.random.default_rng(seed))
+def sample(episodes, n, future_p=K4, compute_reward=zero_reward, task=FETCH, seed=0):
+    return her_ddpg.sample_her_transitions(episodes, n, future_p, compute_reward, task, np.random.default_rng(seed))
+
+
+def decode(batch):
+    """What labelled_episodes' entries say of a sampled batch: episode, step t, whether the goal was relabelled
+    (an achieved goal, third label 0) and, if so, the step it was achieved at."""
+    ep, t = batch["o"][:, 0].astype(int), batch["o"][:, 1].astype(int)
+    relabelled = batch["g"][:, 2] == 0
+    return ep, t, relabelled, batch["g"][:, 1].astype(int)
 
 
 def test_relabelled_share_is_k_over_k_plus_1():
     """k = 4 relabels 1 - 1/(1+k) = 4/5 of a batch (baselines future_p); k = 0 relabels nothing."""
     episodes = labelled_episodes([50] * 20, T=50)
-    batch = sample(episodes, 200_000)
-    assert abs(batch["her"].mean() - 0.8) < 0.005
-    assert not sample(episodes, 10_000, future_p=0.0)["her"].any()
+    assert abs(decode(sample(episodes, 200_000))[2].mean() - 0.8) < 0.005
+    assert not decode(sample(episodes, 10_000, future_p=0.0))[2].any()
 
 
 def test_future_goals_come_from_the_same_episode_after_the_transition():
@@ -59,20 +66,15 @@ def test_future_goals_come_from_the_same_episode_after_the_transition():
     T = 50
     episodes = labelled_episodes([T] * 8, T=T)
     batch = sample(episodes, 100_000)
-    her, t, ep = batch["her"], batch["t"], batch["ep"]
-    np.testing.assert_array_equal(batch["o"][:, 0], ep)           # o, u, o_next of transition (ep, t)
-    np.testing.assert_array_equal(batch["o"][:, 1], t)
-    np.testing.assert_array_equal(batch["u"][:, 1], t)
-    np.testing.assert_array_equal(batch["o_next"][:, 1], t + 1)
-    np.testing.assert_array_equal(batch["ag_next"][:, 1], t + 1)
+    ep, t, her, goal_step = decode(batch)
+    np.testing.assert_array_equal(batch["u"], episodes["u"][ep, t])          # o, u, o_next of transition (ep, t)
+    np.testing.assert_array_equal(batch["o_next"], episodes["o"][ep, t + 1])
     g = batch["g"][her]
-    np.testing.assert_array_equal(g[:, 0], ep[her])               # same episode
-    np.testing.assert_array_equal(g[:, 2], 0)                     # an achieved goal, not a desired one
-    assert (g[:, 1] >= t[her] + 1).all() and (g[:, 1] <= T).all()  # at or after the next step
-    np.testing.assert_array_equal(g[:, 1], batch["future_t"][her])
-    np.testing.assert_array_equal(batch["g_next"][her], g)        # a relabelled goal stays fixed
-    offsets = g[:, 1] - t[her]
-    assert offsets.min() == 1 and offsets.max() == T              # both ends reachable
+    np.testing.assert_array_equal(g[:, 0], ep[her])                          # same episode
+    assert (goal_step[her] >= t[her] + 1).all() and (goal_step[her] <= T).all()  # at or after the next step
+    np.testing.assert_array_equal(batch["g_next"][her], g)                   # a relabelled goal stays fixed
+    offsets = goal_step[her] - t[her]
+    assert offsets.min() == 1 and offsets.max() == T                         # both ends reachable
     real = ~her
     np.testing.assert_array_equal(batch["g"][real], episodes["g"][ep[real], t[real]])
     np.testing.assert_array_equal(batch["g_next"][real], episodes["g"][ep[real], t[real] + 1])
@@ -85,13 +87,13 @@ def test_no_sample_from_beyond_an_episode_end():
     lengths = [1, 2, 5, 21, 3, 20]
     episodes = labelled_episodes(lengths, T=T)
     batch = sample(episodes, 50_000)
-    for key in ("o", "u", "g", "o_next", "g_next", "ag", "ag_next"):
-        assert not np.isnan(batch[key]).any(), key
-    length = np.asarray(lengths)[batch["ep"]]
-    assert (batch["t"] < length).all()
-    her = batch["her"]
-    assert (batch["future_t"][her] <= length[her]).all()
-    assert len(np.unique(batch["t"][batch["ep"] == 3])) == 21
+    assert set(batch) == {"o", "g", "u", "r", "o_next", "g_next", "done"}   # what the learner takes, no more
+    for key, value in batch.items():
+        assert not np.isnan(value).any(), key
+    ep, t, her, goal_step = decode(batch)
+    length = np.asarray(lengths)[ep]
+    assert (t < length).all() and (goal_step[her] <= length[her]).all()
+    assert len(np.unique(t[ep == 3])) == 21
 
 
 def test_ring_buffer_keeps_whole_episodes_when_it_wraps():
@@ -112,7 +114,7 @@ def test_ring_buffer_keeps_whole_episodes_when_it_wraps():
         assert (stored["u"][e, :length, 0] == ids[e]).all()
         assert length == [T, 4, 7][int(ids[e]) % 3]
     batch = sample(stored, 20_000)
-    for key in ("g", "o_next", "ag_next", "u", "g_next"):
+    for key in ("g", "o_next", "u", "g_next"):
         np.testing.assert_array_equal(batch[key][:, 0], batch["o"][:, 0])
     assert not np.isnan(batch["g"]).any()
 
@@ -121,11 +123,8 @@ def record_episodes(env, n_episodes, T, seed, chase=False):
     """Episodes of a single goal env, stored like rollout() does, with the step rewards. Random actions; with
     `chase`, every other episode heads for the desired goal (so that Predator-Prey episodes end in captures)."""
     space = env.observation_space
-    dims = space["observation"].shape[0], space["desired_goal"].shape[0], env.action_space.shape[0]
-    n = n_episodes
-    ep = dict(o=np.zeros((n, T + 1, dims[0]), np.float32), ag=np.zeros((n, T + 1, dims[1]), np.float32),
-              g=np.zeros((n, T + 1, dims[1]), np.float32), u=np.zeros((n, T, dims[2]), np.float32),
-              length=np.zeros(n, np.int64))
+    ep = her_ddpg.empty_episodes(n_episodes, T, space["observation"].shape[0], space["desired_goal"].shape[0],
+                                 env.action_space.shape[0])
     rewards = np.full((n_episodes, T), np.nan, np.float32)
     env.action_space.seed(seed)
     for e in range(n_episodes):
@@ -145,20 +144,31 @@ def record_episodes(env, n_episodes, T, seed, chase=False):
     return ep, rewards
 
 
+def locate(batch, episodes):
+    """The (episode, step) each sampled transition came from, found by its o, u and o_next (unique rows here)."""
+    rows = {(episodes["o"][e, t].tobytes(), episodes["u"][e, t].tobytes(), episodes["o"][e, t + 1].tobytes()): (e, t)
+            for e, length in enumerate(episodes["length"]) for t in range(length)}
+    found = np.array([rows[o.tobytes(), u.tobytes(), o_next.tobytes()]
+                      for o, u, o_next in zip(batch["o"], batch["u"], batch["o_next"])])
+    return found[:, 0], found[:, 1]
+
+
 def test_rewards_equal_the_env_rewards_fetch():
     """FetchReach: real transitions get exactly the reward the env paid; relabelled ones the sparse
     -(|ag_{t+1} - g'| > 0.05) of the env's compute_reward; no done mask."""
     args = her_ddpg.Args(env_id="FetchReach-v4")
-    env = gym.make("FetchReach-v4")
+    env = her_ddpg.make_env(args)
     episodes, rewards = record_episodes(env, 3, 50, seed=3)
-    compute_reward = her_ddpg.make_reward_env(args).compute_reward
-    _, terminal, _ = her_ddpg.task_spec(args)
-    real = sample(episodes, 2000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
-    np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
-    batch = sample(episodes, 5000, compute_reward=compute_reward, terminal=terminal)
-    expected = -(np.linalg.norm(batch["ag_next"] - batch["g"], axis=-1) > 0.05).astype(np.float32)
+    task = her_ddpg.task_of(args, env)
+    real = sample(episodes, 2000, future_p=0.0, compute_reward=env.compute_reward, task=task)
+    np.testing.assert_array_equal(real["r"], rewards[locate(real, episodes)])
+    batch = sample(episodes, 5000, compute_reward=env.compute_reward, task=task)
+    ep, t = locate(batch, episodes)
+    ag_next = episodes["ag"][ep, t + 1]
+    expected = -(np.linalg.norm(ag_next - batch["g"], axis=-1) > 0.05).astype(np.float32)
     np.testing.assert_array_equal(batch["r"], expected)
-    assert (batch["r"][batch["her"] & (batch["future_t"] == batch["t"] + 1)] == 0).all()  # reached: success
+    reached = (batch["g"] == ag_next).all(-1)  # relabelled with the very next achieved goal: a success
+    assert reached.any() and (batch["r"][reached] == 0).all()
     assert not batch["done"].any()
     env.close()
 
@@ -167,17 +177,17 @@ def test_rewards_equal_the_env_rewards_predator_prey():
     """PredatorPrey: real transitions get the env's reward (+1 capture, -1 on step 21, else 0); relabelled ones
     +1 within the radius of g', else -1 on step 21, else 0; done exactly where the reward is nonzero."""
     args = her_ddpg.Args(env_id="PredatorPrey-v0", prey="random")
-    env = her_ddpg.make_reward_env(args)
+    env = her_ddpg.make_env(args)
     episodes, rewards = record_episodes(env, 40, 21, seed=5, chase=True)
     assert (episodes["length"] < 21).any() and (episodes["length"] == 21).any()  # captures and time-outs
-    compute_reward = env.compute_reward
-    _, terminal, _ = her_ddpg.task_spec(args)
-    real = sample(episodes, 5000, future_p=0.0, compute_reward=compute_reward, terminal=terminal)
-    np.testing.assert_array_equal(real["r"], rewards[real["ep"], real["t"]])
+    task = her_ddpg.task_of(args, env)
+    real = sample(episodes, 5000, future_p=0.0, compute_reward=env.compute_reward, task=task)
+    np.testing.assert_array_equal(real["r"], rewards[locate(real, episodes)])
     assert {-1.0, 0.0, 1.0} <= set(real["r"])
-    batch = sample(episodes, 20_000, compute_reward=compute_reward, terminal=terminal)
-    caught = np.linalg.norm(batch["ag_next"] - batch["g"], axis=-1) <= 1.0
-    expected = np.where(caught, 1.0, np.where(batch["t"] + 1 > 20, -1.0, 0.0))
+    batch = sample(episodes, 20_000, compute_reward=env.compute_reward, task=task)
+    ep, t = locate(batch, episodes)
+    caught = np.linalg.norm(episodes["ag"][ep, t + 1] - batch["g"], axis=-1) <= 1.0
+    expected = np.where(caught, 1.0, np.where(t + 1 > 20, -1.0, 0.0))
     np.testing.assert_array_equal(batch["r"], expected)
     np.testing.assert_array_equal(batch["done"], batch["r"] != 0)
 
@@ -205,23 +215,28 @@ def test_critic_targets_are_clipped_and_fetch_has_no_done_mask():
     carry a done flag (even the last of an episode, or a success), so they all bootstrap; PredatorPrey's
     range is [-1, 1]."""
     gamma = 0.98
-    fetch_range, fetch_terminal, _ = her_ddpg.task_spec(her_ddpg.Args(env_id="FetchPush-v4", gamma=gamma))
-    assert fetch_range == pytest.approx((-50.0, 0.0)) and not fetch_terminal
-    pp_range, pp_terminal, _ = her_ddpg.task_spec(her_ddpg.Args(env_id="PredatorPrey-v0", gamma=gamma))
-    assert pp_range == (-1.0, 1.0) and pp_terminal
+    for env_id in ("FetchPush-v4", "PredatorPrey-v0"):
+        args = her_ddpg.Args(env_id=env_id, gamma=gamma)
+        task = her_ddpg.task_of(args, her_ddpg.make_env(args))
+        if env_id == "FetchPush-v4":
+            assert task.target_range == pytest.approx((-50.0, 0.0)) and not task.done_on_reward
+            assert task.horizon == 50 and not task.observe_achieved_goal
+        else:
+            assert task.target_range == (-1.0, 1.0) and task.done_on_reward
+            assert task.horizon == 21 and task.observe_achieved_goal
     r = torch.tensor([-1.0, -1.0, 0.0, 0.0, -1.0])
     q_next = torch.tensor([-100.0, -10.0, 5.0, -10.0, -10.0])
     done = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0])
-    y = her_ddpg.critic_target(r, q_next, done, gamma, fetch_range)
+    y = her_ddpg.critic_target(r, q_next, done, gamma, (-50.0, 0.0))
     np.testing.assert_allclose(y.numpy(), [-50.0, -1 - 9.8, 0.0, -9.8, -1.0], rtol=1e-6)
-    y = her_ddpg.critic_target(r, q_next, done, gamma, pp_range)
+    y = her_ddpg.critic_target(r, q_next, done, gamma, (-1.0, 1.0))
     np.testing.assert_allclose(y.numpy(), [-1.0, -1.0, 1.0, -1.0, -1.0], rtol=1e-6)
     # the last transition of a Fetch episode, relabelled to success (r = 0): still no done, so it bootstraps
     episodes = labelled_episodes([50] * 4, T=50)
-    batch = sample(episodes, 20_000, terminal=fetch_terminal)
-    assert (batch["t"] == 49).any() and not batch["done"].any()
+    batch = sample(episodes, 20_000, task=FETCH)
+    assert (decode(batch)[1] == 49).any() and not batch["done"].any()
     q = torch.full((20_000,), -10.0)
-    y = her_ddpg.critic_target(torch.as_tensor(batch["r"]), q, torch.as_tensor(batch["done"]), gamma, fetch_range)
+    y = her_ddpg.critic_target(torch.as_tensor(batch["r"]), q, torch.as_tensor(batch["done"]), gamma, (-50.0, 0.0))
     np.testing.assert_allclose(y.numpy(), -9.8, rtol=1e-6)
 
 
@@ -230,7 +245,7 @@ def test_learner_update_uses_the_pre_update_critic_for_the_actor():
     torch.manual_seed(0)
     args = her_ddpg.Args(env_id="FetchReach-v4", hidden_size=16)
     her_ddpg.fill_task_defaults(args)
-    learner = her_ddpg.Learner(args, 5, 2, 1.0, (-50.0, 0.0), torch.device("cpu"))
+    learner = her_ddpg.Learner(args, 5, 2, 1.0, FETCH, torch.device("cpu"))
     before = [p.clone() for p in (*learner.actor.parameters(), *learner.qf.parameters())]
     batch = dict(x=torch.randn(32, 5), x_next=torch.randn(32, 5), u=torch.rand(32, 2) * 2 - 1,
                  r=-torch.ones(32), done=torch.zeros(32))
@@ -267,16 +282,14 @@ def test_predator_prey_rollout_cuts_at_the_budget_and_shows_the_predator():
     to exactly that many transitions, and the network observation is [prey velocity, predator position]."""
     args = her_ddpg.Args(env_id="PredatorPrey-v0", prey="random")
     envs = her_ddpg.make_env(args, 6)
-    T = her_ddpg.episode_horizon(args, envs)
-    assert T == 21
-    _, _, with_ag = her_ddpg.task_spec(args)
+    task = her_ddpg.task_of(args, her_ddpg.make_env(args))
     chase = lambda o, g: np.clip(g - o[:, 3:], -1, 1)  # noqa: E731  (o ends with the predator position)
-    episodes, success, returns, steps = her_ddpg.rollout(envs, chase, T, 6 * T, with_ag, seed=0)
-    assert steps == episodes["length"].sum() and (episodes["length"] <= T).all()
+    episodes, success, returns, steps = her_ddpg.rollout(envs, chase, task, 6 * task.horizon, seed=0)
+    assert steps == episodes["length"].sum() and (episodes["length"] <= task.horizon).all()
     np.testing.assert_array_equal(episodes["o"][..., 3:], episodes["ag"])
     np.testing.assert_array_equal(success, returns > 0)  # +1 capture or -1 time-out: the return says which
     assert success.mean() > 0.5
-    episodes, _, _, steps = her_ddpg.rollout(envs, chase, T, 50, with_ag)
+    episodes, _, _, steps = her_ddpg.rollout(envs, chase, task, 50)
     assert steps == 50 and episodes["length"].sum() == 50
     envs.close()
 
