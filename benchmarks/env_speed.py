@@ -6,7 +6,7 @@ Prints one figure per line as `name value`: env steps per second (sps) of the si
 vector env at 64 / 1,024 / 4,096 games, of gymnasium's SyncVectorEnv over 1,024 single envs, the
 vector env's speedup over it, and the greedy-pursuit capture rate per prey x spawn condition.
 Runs on one core with one thread; each speed is the best of 3 timings of about 1 s, random actions
-drawn beforehand. Targets (issue 2): vector_env_sps_4096 >= 3,000,000, speedup_vs_sync_1024 >= 50.
+drawn beforehand. Targets: vector_env_sps_4096 >= 3,000,000, speedup_vs_sync_1024 >= 50.
 """
 
 import os

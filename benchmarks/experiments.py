@@ -21,11 +21,13 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -455,6 +457,9 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total) -> int:
         raise BadInput(f"--cpus-per-run {cpus}: no node of the Ray cluster has that many CPUs "
                        f"(largest: {max(cpus_of_nodes, default=0):g})")
     capacity = sum(int(c // cpus) for c in cpus_of_nodes)
+    if threading.current_thread() is threading.main_thread():
+        for stop in (signal.SIGTERM, signal.SIGHUP):  # stopped or hung up: end as after Ctrl-C (after ray.init,
+            signal.signal(stop, interrupt)             # which installs its own handlers)
     if __name__ != "__main__":  # imported (tests, benchmarks): send the task's code, not a module name to import
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     code = code_snapshot()
@@ -597,6 +602,10 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
 # ---------------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------------
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class OneLineErrors(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {message}\n")
