@@ -41,7 +41,9 @@ def metric(curves_by_d, threshold) -> dict:
     array over seeds."""
     crossings = {d: np.array([first_crossing(curve, threshold) for curve in curves])
                  for d, curves in curves_by_d.items()}
-    slowest = np.nanmax(np.concatenate(list(crossings.values())), axis=0)  # (steps, seconds); nan if none reached
+    reached = np.concatenate(list(crossings.values()))
+    reached = reached[~np.isnan(reached[:, 0])]
+    slowest = reached.max(axis=0) if len(reached) else np.full(2, np.nan)  # (steps, seconds)
     result = {}
     for d, curves in curves_by_d.items():
         final = np.array([curve.values[-1] for curve in curves])

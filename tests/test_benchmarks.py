@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import trim_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from delta_s_table import delta_s_table, mean_delta_s  # noqa: E402
@@ -42,7 +43,7 @@ def test_iqm_interval_is_the_percentile_bootstrap_and_reproducible():
     point, low, high = iqm_ci(x)
     rng = np.random.default_rng(123)
     resampled = x[rng.integers(0, len(x), (20_000, len(x)))]
-    expected = np.percentile([iqm(row) for row in resampled], [2.5, 97.5])
+    expected = np.percentile(trim_mean(resampled, 0.25, axis=1), [2.5, 97.5])
     assert point == pytest.approx(4.5) and low <= point <= high
     assert (low, high) == pytest.approx(tuple(expected), abs=0.3)
     assert iqm_ci(x) == (point, low, high)
