@@ -228,7 +228,7 @@ def resolve_address(address: str) -> str:
     if address.startswith("ray://"):
         return address  # Ray Client: Ray checks it
     if address == "auto":
-        temp_dir = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+        temp_dir = Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp") / "ray"  # as Ray does
         found = os.environ.get("RAY_ADDRESS") or (temp_dir / "ray_current_cluster").is_file() and (
             temp_dir / "ray_current_cluster").read_text().strip()
         if not found:

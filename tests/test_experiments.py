@@ -328,6 +328,10 @@ def test_address_runs_on_a_cluster_and_the_logs_come_back_to_the_driver(workspac
     head_pids = [pid for pid, (_, session) in process_table().items() if session == ray_head["session"]]
     seen = listening_addresses(head_pids)
     assert seen and all(is_loopback(a) for a in seen), seen
+    too_big = cli(workspace, "run", "tiny-one", "--seeds", "3", "--cpus-per-run", "3", "--address", ray_head["address"],
+                  env=ray_head["env"], logs=logs)  # the head has 2 CPUs
+    assert too_big.returncode == 2 and too_big.stderr.startswith("error: --cpus-per-run 3: no node"), too_big.stderr
+    assert len(too_big.stderr.strip().splitlines()) == 1
 
 
 
