@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import shlex
@@ -179,7 +180,7 @@ def check_definitions(experiments) -> dict:
     """{name: experiment}; a malformed definition is a BadInput naming it."""
     table = {}
     for e in experiments:
-        problems = [f"duplicate name" if e.name in table else "",
+        problems = ["duplicate name" if e.name in table else "",
                     "" if e.budget > 0 and e.seeds > 0 and e.cpus_per_run > 0 else "budget, seeds, cpus must be > 0",
                     "" if set(e.analyses) <= set(ANALYSES) else f"analyses must be among {', '.join(ANALYSES)}"]
         for label in [*e.methods, *e.conditions]:
@@ -219,7 +220,11 @@ def find(experiments: dict, name: str) -> Experiment:
 # ---------------------------------------------------------------------------------------------------------------
 # Ray: where the runs go
 # ---------------------------------------------------------------------------------------------------------------
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_address(address: str) -> str:
@@ -228,12 +233,11 @@ def resolve_address(address: str) -> str:
     if address.startswith("ray://"):
         return address  # Ray Client: Ray checks it
     if address == "auto":
-        temp_dir = Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp") / "ray"  # as Ray does
-        found = os.environ.get("RAY_ADDRESS") or (temp_dir / "ray_current_cluster").is_file() and (
-            temp_dir / "ray_current_cluster").read_text().strip()
-        if not found:
+        recorded = Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp") / "ray" / \
+            "ray_current_cluster"  # where `ray start` records its address, as Ray looks for it
+        address = os.environ.get("RAY_ADDRESS") or (recorded.read_text().strip() if recorded.is_file() else "")
+        if not address:
             raise BadInput("--address auto: no running Ray cluster found (start one with `ray start --head`)")
-        address = found
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise BadInput(f"--address {address!r}: expected host:port, auto or ray://host:port")
@@ -247,7 +251,7 @@ def resolve_address(address: str) -> str:
 def start_ray(address: str | None):
     """Ray, started on this machine (no address) or joined (address); returns the module."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
-    if address is None or address.rpartition(":")[0].strip("[]") in LOOPBACK_HOSTS:
+    if address is None or is_loopback(address.rpartition(":")[0]):
         # Ray replaces a loopback address by the host's own address unless it believes it is a one-machine
         # instance; with this it keeps every socket, and every connection, on 127.0.0.1. Read when ray is imported.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -629,6 +633,8 @@ def main(argv=None) -> int:
     report.add_argument("--results", default=str(RESULTS), metavar="DIR",
                         help="where table.md and the PNGs go, in DIR/NAME (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.command == "list" or getattr(args, "dry_run", False):  # no Ray here: `| head` may close the pipe
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         experiments = load_definitions(args.definitions)
         if args.command == "list":
