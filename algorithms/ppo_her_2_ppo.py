@@ -8,6 +8,8 @@
 # Schulman et al., "High-Dimensional Continuous Control Using Generalized Advantage Estimation", 2016 (GAE).
 # PPO-HER-2-PPO (the MEHER paper: Crowder et al., "Maximum Entropy Hindsight Experience Replay", arXiv 2410.24016):
 # once the success rate of the last 100 real episodes exceeds `--switch-threshold`, HER is off for good.
+import contextlib
+import io
 import os
 import random
 import signal
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import gymnasium as gym
+import imageio
 import numpy as np
 import torch
 import torch.nn as nn
@@ -26,6 +29,8 @@ from torch.utils.tensorboard import SummaryWriter
 import envs as predator_prey  # noqa: F401  registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
 
 HER_STRATEGIES = ("final", "episode", "future")
+RESUMABLE = ("total_timesteps", "stop_at_success", "checkpoint_every", "resume", "save_model", "eval_episodes",
+             "capture_video", "cuda")  # the flags that may differ when a run is resumed
 
 
 @dataclass
@@ -37,11 +42,17 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """if toggled, cuda is used when available"""
+    """if toggled, train on the GPU (an error where CUDA is not available)"""
     save_model: bool = False
     """save the agent to runs/{run_name}/ and report its success rate over `eval_episodes`"""
     eval_episodes: int = 100
     """episodes of the deterministic (mean-action) policy evaluated after training"""
+    capture_video: bool = False
+    """evaluate after training and record the evaluation episodes to videos/{run_name}/ as MP4"""
+    checkpoint_every: int = 0
+    """also write runs/{run_name}/checkpoint.pt every this many iterations (0: only at the end and on Ctrl-C)"""
+    resume: str = ""
+    """a run folder (runs/{run_name}) to continue from its checkpoint.pt, with the run's own flags"""
 
     # Environment (PredatorPrey-v0 options)
     env_id: str = "PredatorPrey-v0"
@@ -108,32 +119,87 @@ class Args:
     """HER is switched off for good once the success rate of the last 100 episodes exceeds this, in [0, 1]"""
 
 
-def check_args(args: Args) -> None:
-    """One-line errors for bad flags, before anything heavy starts."""
+def parse_args() -> Args:
+    """tyro.cli(Args), with tyro's parse errors cut to one line (`--help` still prints the full help)."""
+    tyro_errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(tyro_errors):
+            return tyro.cli(Args)
+    except SystemExit as exit:
+        if exit.code == 0:
+            raise
+        box = " ".join(line.strip("│ ") for line in tyro_errors.getvalue().splitlines()[1:]).split("─")[0]
+        raise SystemExit(f"error: {' '.join(box.split()).removeprefix('Error ')}; see --help")
+
+
+def check_args(args: Args) -> dict:
+    """One-line errors naming the flag and its valid range, before anything heavy starts. Returns the checkpoint of
+    the run to resume, or None."""
+    ranges = [
+        (">= 1", lambda value: value >= 1, ["total_timesteps", "num_envs", "num_steps", "minibatch_size",
+                                            "update_epochs", "hidden_size", "her_k"]),
+        (">= 0", lambda value: value >= 0, ["eval_episodes", "checkpoint_every", "ent_coef", "vf_coef"]),
+        ("> 0", lambda value: value > 0, ["learning_rate", "clip_coef", "max_grad_norm", "target_kl"]),
+        ("in [0, 1]", lambda value: 0 <= value <= 1, ["gamma", "gae_lambda"]),
+    ]
+    for valid_range, is_valid, names in ranges:
+        for name in names:
+            if not is_valid(getattr(args, name)):
+                raise SystemExit(f"error: --{name.replace('_', '-')} must be {valid_range}, got {getattr(args, name)}")
     problems = {
-        "total-timesteps must be positive": args.total_timesteps <= 0,
-        "num-envs and num-steps must be positive": min(args.num_envs, args.num_steps) <= 0,
-        "minibatch-size must be positive": args.minibatch_size <= 0,
-        "her-k must be >= 1": args.her_k < 1,
-        f"her-strategy must be one of {', '.join(HER_STRATEGIES)}": args.her_strategy not in HER_STRATEGIES,
-        "eval-episodes must be >= 0": args.eval_episodes < 0,
-        "switch-threshold must be in [0, 1]": not 0.0 <= args.switch_threshold <= 1.0,
-        f"unknown env id {args.env_id!r}; this script runs PredatorPrey-v0": args.env_id != "PredatorPrey-v0",
+        "--seed must be in [0, 2**32)": not 0 <= args.seed < 2**32,
+        f"--exp-name must be a plain name (no '/'), got {args.exp_name!r}": "/" in args.exp_name or not args.exp_name,
+        "--cuda: no CUDA device is available": args.cuda and not torch.cuda.is_available(),
+        f"--her-strategy must be one of {', '.join(HER_STRATEGIES)}": args.her_strategy not in HER_STRATEGIES,
+        f"--env-id must be PredatorPrey-v0, got {args.env_id!r}": args.env_id != "PredatorPrey-v0",
+        f"--switch-threshold must be in [0, 1], got {args.switch_threshold}": not 0 <= args.switch_threshold <= 1,
     }
     for message, bad in problems.items():
         if bad:
             raise SystemExit(f"error: {message}")
+    make_env(args, 1).close()  # the env checks its own options
+    return load_checkpoint(args) if args.resume else None
 
 
-def make_env(args: Args, num_envs: int):
-    """The batched Predator-Prey vector env; finished games restart inside the step that ended them."""
+def make_env(args: Args, num_envs: int, render_mode=None):
+    """The batched Predator-Prey vector env, finished games restarting inside the step that ended them; or, with
+    num_envs = 0, one plain game."""
+    options = dict(prey=args.prey, spawn=args.spawn, num_dims=args.num_dims, grid_size=args.grid_size,
+                   radius=args.radius, max_episode_steps=args.max_episode_steps, render_mode=render_mode)
     try:
+        if num_envs == 0:
+            return gym.make(args.env_id, **options)
         return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            prey=args.prey, spawn=args.spawn, num_dims=args.num_dims, grid_size=args.grid_size,
-                            radius=args.radius, max_episode_steps=args.max_episode_steps,
-                            autoreset_mode="same_step")
+                            autoreset_mode="same_step", **options)
     except ValueError as error:
         raise SystemExit(f"error: {error}")
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint in the --resume folder; refused in one line if the file is missing, truncated or corrupt, or
+    was written by another script or with other flags (only those in RESUMABLE may change)."""
+    path = os.path.join(args.resume, "checkpoint.pt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # a file this script wrote: trusted
+    except Exception as error:
+        raise SystemExit(f"error: --resume: cannot read {path} ({type(error).__name__}): missing, truncated or corrupt")
+    if not isinstance(checkpoint, dict) or checkpoint.get("script") != os.path.basename(__file__):
+        raise SystemExit(f"error: --resume: {path} is not a checkpoint of {os.path.basename(__file__)}")
+    for name, value in checkpoint["args"].items():
+        if name not in RESUMABLE and getattr(args, name, None) != value:
+            raise SystemExit(f"error: --resume: the run used --{name.replace('_', '-')} {value!r}, not "
+                             f"{getattr(args, name, None)!r}; resume with the run's own flags")
+    return checkpoint
+
+
+def save_checkpoint(path: str, checkpoint: dict) -> None:
+    """Write the checkpoint atomically: into a temporary file in the same folder, synced to disk, then renamed over
+    the previous one, so that a crash while writing leaves the previous checkpoint intact."""
+    with open(f"{path}.tmp", "wb") as file:
+        torch.save(checkpoint, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(f"{path}.tmp", path)
 
 
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
@@ -185,8 +251,7 @@ def env_major(x: np.ndarray) -> np.ndarray:
 
 
 def her_enabled(enabled: bool, recent_success: list, threshold: float) -> bool:
-    """PPO-HER-2-PPO's switch, after each rollout: HER goes off, for good, once the success rate of the last 100
-    real episodes exceeds the threshold; the update of that rollout already uses no relabelled data."""
+    """PPO-HER-2-PPO's switch: off for good once the success rate of the last 100 real episodes exceeds threshold."""
     return enabled and not (len(recent_success) > 0 and float(np.mean(recent_success[-100:])) > threshold)
 
 
@@ -330,30 +395,40 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
                 explained_variance=explained_var)
 
 
-def evaluate(agent, args: Args, device) -> float:
-    """Success rate of the mean-action policy over `eval_episodes` fresh episodes played side by side (env seed:
-    seed + 1); each env counts its first episode only."""
-    envs = make_env(args, max(args.eval_episodes, 1))
-    obs, _ = envs.reset(seed=args.seed + 1)
-    outcome = np.full(envs.num_envs, np.nan)
-    while np.isnan(outcome).any():
+def evaluate(agent, args: Args, device, video_path: str = "") -> float:
+    """Success rate of the mean-action policy (no sampling) over `eval_episodes` fresh episodes, played one after
+    another in one game seeded with seed + 1; with a video_path, they are also drawn and written there as MP4."""
+    env = make_env(args, 0, render_mode="rgb_array" if video_path else None)
+    if video_path:
+        os.makedirs(os.path.dirname(video_path), exist_ok=True)
+        video = imageio.get_writer(video_path, fps=env.metadata["render_fps"])
+    obs, _ = env.reset(seed=args.seed + 1)
+    successes = []
+    while len(successes) < args.eval_episodes:
+        if video_path:
+            video.append_data(env.render())
         with torch.no_grad():
             x = torch.from_numpy(flat_obs(obs)).to(device) / agent.obs_scale
-            obs, _, terminations, _, infos = envs.step(agent.actor_mean(x).cpu().numpy())
-        first_end = terminations & np.isnan(outcome)
-        outcome[first_end] = infos["is_success"][first_end]
-    envs.close()
-    return float(outcome[: args.eval_episodes].mean()) if args.eval_episodes else float("nan")
+            obs, _, terminated, _, info = env.step(agent.actor_mean(x).cpu().numpy())
+        if terminated:
+            if video_path:
+                video.append_data(env.render())  # the episode's last picture, before the next one starts
+            successes.append(info["is_success"])
+            obs, _ = env.reset()
+    if video_path:
+        video.close()
+    return float(np.mean(successes)) if successes else float("nan")
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    check_args(args)
+    args = parse_args()
+    checkpoint = check_args(args)
     batch_size = args.num_envs * args.num_steps
-    num_iterations = -(-args.total_timesteps // batch_size)
-    envs = make_env(args, args.num_envs)
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    writer = SummaryWriter(f"runs/{run_name}")
+    num_iterations = -(-args.total_timesteps // batch_size)  # whole rollouts: the budget is rounded up
+    envs = checkpoint["envs"] if checkpoint else make_env(args, args.num_envs)
+    run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = os.path.basename(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
     writer.add_text(
         "hyperparameters",
         "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
@@ -364,7 +439,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    device = torch.device("cuda" if args.cuda else "cpu")
     her_rng = np.random.default_rng(args.seed)
     compute_reward = envs.unwrapped.compute_reward
 
@@ -382,17 +457,31 @@ if __name__ == "__main__":
     episode_steps = np.zeros((args.num_steps, args.num_envs), np.int64)
     next_achieved = np.zeros((args.num_steps, args.num_envs, args.num_dims), np.float32)
 
-    global_step = 0
+    global_step, done_iterations = 0, 0
     start_time = time.time()
     recent_success = []  # outcomes of the last 100 real episodes
     success_rate = 0.0
     her_on = args.her
-    next_obs_dict, _ = envs.reset(seed=args.seed)
-    next_obs = flat_obs(next_obs_dict)
-    ctrl_c = []  # Ctrl-C ends the run after the current iteration
+    next_obs = flat_obs(envs.reset(seed=args.seed)[0]) if not checkpoint else None
+    if checkpoint:  # continue exactly where the checkpoint was written
+        agent.load_state_dict(checkpoint["agent"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        random.setstate(checkpoint["python_rng"])
+        np.random.set_state(checkpoint["numpy_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        her_rng, next_obs = checkpoint["her_rng"], checkpoint["next_obs"]
+        global_step, done_iterations = checkpoint["global_step"], checkpoint["iteration"]
+        recent_success, success_rate = checkpoint["recent_success"], checkpoint["success_rate"]
+        start_time -= checkpoint["seconds"]
+        her_on = checkpoint["her_on"]
+    iteration_ends = [time.time()]  # of the last few iterations, for the ETA
+    end_reason = ""
+    ctrl_c = []  # Ctrl-C ends the run after the current iteration, with a checkpoint
     signal.signal(signal.SIGINT, lambda signum, frame: ctrl_c.append(signum))
+    print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {args.env_id} ({args.prey} prey, {args.spawn} "
+          f"spawn), budget {args.total_timesteps} env steps = {num_iterations} rollouts of {batch_size}", flush=True)
 
-    for iteration in range(1, num_iterations + 1):
+    for iteration in range(done_iterations + 1, num_iterations + 1):
         if args.anneal_lr:
             frac = 1.0 - (iteration - 1.0) / num_iterations
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
@@ -458,21 +547,35 @@ if __name__ == "__main__":
         for name, value in losses.items():
             writer.add_scalar(f"losses/{name}", value, global_step)
         writer.add_scalar("charts/SPS", sps, global_step)
-        print(f"step {global_step:>8}/{args.total_timesteps}  success {success_rate:.2f}  SPS {sps:>6}", flush=True)
+        iteration_ends = (iteration_ends + [time.time()])[-6:]
+        eta = (num_iterations - iteration) * (iteration_ends[-1] - iteration_ends[0]) / (len(iteration_ends) - 1)
+        print(f"step {global_step:>8}/{args.total_timesteps}  success {success_rate:.2f}  SPS {sps:>6}  "
+              f"ETA {eta / 60:.1f} min", flush=True)
         if len(recent_success) >= 100 and success_rate >= args.stop_at_success:
-            print(f"success rate {success_rate:.2f} >= {args.stop_at_success}: stopping", flush=True)
-            break
+            end_reason = f"success rate {success_rate:.2f} >= --stop-at-success {args.stop_at_success}"
         if ctrl_c:
-            print(f"interrupted at step {global_step}; the TensorBoard log is kept in runs/{run_name}", flush=True)
+            end_reason = "interrupted by Ctrl-C"
+        every = args.checkpoint_every and iteration % args.checkpoint_every == 0
+        if end_reason or every or iteration == num_iterations:
+            save_checkpoint(f"{run_dir}/checkpoint.pt", dict(
+                script=os.path.basename(__file__), args=vars(args), agent=agent.state_dict(),
+                optimizer=optimizer.state_dict(), python_rng=random.getstate(), numpy_rng=np.random.get_state(),
+                torch_rng=torch.get_rng_state(), envs=envs, her_rng=her_rng, next_obs=next_obs,
+                global_step=global_step, iteration=iteration, recent_success=recent_success,
+                success_rate=success_rate, seconds=time.time() - start_time, her_on=her_on))
+        if end_reason:
             break
 
     if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
-        torch.save(agent.state_dict(), model_path)
-        print(f"model saved to {model_path}")
-        eval_success = evaluate(agent, args, device)
+        torch.save(agent.state_dict(), f"{run_dir}/{args.exp_name}.cleanrl_model")
+    if args.save_model or args.capture_video:
+        video_path = f"videos/{run_name}/eval-step{global_step}.mp4" if args.capture_video else ""
+        eval_success = evaluate(agent, args, device, video_path)
         writer.add_scalar("eval/success_rate", eval_success, global_step)
-        print(f"eval success rate over {args.eval_episodes} episodes: {eval_success:.3f}")
-
+        print(f"eval success rate over {args.eval_episodes} episodes: {eval_success:.3f} {video_path}", flush=True)
+    print(f"{end_reason or 'budget reached'}: {global_step} env steps in {(time.time() - start_time) / 60:.1f} min, "
+          f"success rate {success_rate:.2f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()
+    if ctrl_c:
+        raise SystemExit(130)

@@ -58,3 +58,42 @@ def read_scalars(cwd) -> dict:
     log = EventAccumulator(str(run), size_guidance={"scalars": 0})
     log.Reload()
     return {tag: {event.step: event.value for event in log.Scalars(tag)} for tag in log.Tags()["scalars"]}
+
+
+def only_run(cwd) -> Path:
+    """The one run folder under cwd/runs."""
+    (run,) = (Path(cwd) / "runs").iterdir()
+    return run
+
+
+def load_checkpoint(cwd) -> dict:
+    """The checkpoint.pt of the one run under cwd/runs (written by the script itself, so fully unpickled)."""
+    import torch
+
+    return torch.load(only_run(cwd) / "checkpoint.pt", weights_only=False)
+
+
+def assert_resume_is_identical(name: str, tmp_path, flags, steps_first: int, steps_total: int) -> dict:
+    """Run algorithms/<name>.py to steps_total in one go, and to steps_first then `--resume` to steps_total in another
+    folder: the final checkpoints hold identical networks and counters, and both logs hold identical scalars (the
+    wall-clock ones aside). Returns the logged scalars."""
+    import torch
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir()
+    resumed.mkdir()
+    for cwd, steps in ((whole, steps_total), (resumed, steps_first)):
+        out = run_script(name, cwd, *flags, "--total-timesteps", str(steps))
+        assert out.returncode == 0, out.stderr
+    out = run_script(name, resumed, *flags, "--total-timesteps", str(steps_total), "--resume", str(only_run(resumed)))
+    assert out.returncode == 0 and out.stdout.startswith("resuming"), out.stdout + out.stderr
+    a, b = load_checkpoint(whole), load_checkpoint(resumed)
+    assert a["global_step"] == b["global_step"] == steps_total
+    assert a["agent"].keys() == b["agent"].keys()
+    assert all(torch.equal(a["agent"][key], b["agent"][key]) for key in a["agent"]), "the networks differ"
+    assert a["recent_success"] == b["recent_success"]
+    wall_clock = {"charts/SPS", "her/switch_seconds"}
+    scalars, resumed_scalars = read_scalars(whole), read_scalars(resumed)
+    assert {tag: v for tag, v in scalars.items() if tag not in wall_clock} == {
+        tag: v for tag, v in resumed_scalars.items() if tag not in wall_clock}
+    return scalars

@@ -3,7 +3,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, load_script, read_scalars, run_script
+from conftest import assert_one_line_error, assert_resume_is_identical, load_script, read_scalars, run_script
 
 meher = load_script("meher")
 RADIUS, GRID = 1.0, 10.0
@@ -161,3 +161,12 @@ def test_short_run_keeps_s_ratio_on_target(tmp_path):
 def test_bad_flags_exit_with_one_line(tmp_path, flags):
     """An S-ratio outside [0, 1], an unknown failure method, more than one copy: one line on stderr, non-zero exit."""
     assert_one_line_error("meher", tmp_path, *flags)
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    """MEHER's random draws (copy kinds, failure goals, dropped episodes) continue from the checkpoint: one iteration
+    then `--resume` gives the same weights and the same S-ratios as two iterations in one run."""
+    flags = ["--s-ratio", "0.6", "--failure", "targeted", "--num-envs", "8", "--num-steps", "64", "--hidden-size", "16",
+             "--update-epochs", "2"]
+    scalars = assert_resume_is_identical("meher", tmp_path, flags, 512, 1024)
+    assert sorted(scalars["her/s_ratio"]) == [512, 1024]

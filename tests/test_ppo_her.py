@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, interrupt_script, load_script, read_scalars, run_script
+from conftest import (assert_one_line_error, assert_resume_is_identical, interrupt_script, load_checkpoint,
+                      load_script, only_run, read_scalars, run_script)
 
 ppo_her = load_script("ppo_her")
 RADIUS = 1.0
@@ -127,15 +128,85 @@ def test_no_her_runs(tmp_path):
     assert "step      512/512" in out.stdout
 
 
-def test_ctrl_c_keeps_the_log(tmp_path):
-    """Ctrl-C mid-run: exit 0, a note of where it stopped, and a readable TensorBoard log of the work done."""
+TINY = ["--num-envs", "8", "--num-steps", "64", "--hidden-size", "16", "--update-epochs", "2"]  # 512 steps/iteration
+
+
+def test_start_up_and_summary_lines(tmp_path):
+    """A run says where it logs, on which device, with what budget, before training; it ends with a summary line."""
+    out = run_script("ppo_her", tmp_path, *TINY, "--total-timesteps", "1000")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"run runs/{only_run(tmp_path).name} on cpu: PredatorPrey-v0 (random prey, random spawn)")
+    assert "budget 1000 env steps = 2 rollouts of 512" in lines[0]
+    assert "ETA" in lines[1]
+    assert lines[-1].startswith("budget reached: 1024 env steps in ") and "success rate" in lines[-1]
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    """Two iterations in one run, or one iteration then `--resume` to two: identical weights and logged success."""
+    scalars = assert_resume_is_identical("ppo_her", tmp_path, ["--seed", "2", *TINY], 512, 1024)
+    assert sorted(scalars["charts/success_rate"]) == [512, 1024]
+
+
+def test_checkpoint_every_and_resume_refusals(tmp_path, monkeypatch):
+    """--checkpoint-every writes during the run; a checkpoint is refused in one line when its flags differ, when it is
+    another script's, and when it is truncated; a crash while writing keeps the previous checkpoint readable."""
+    out = run_script("ppo_her", tmp_path, *TINY, "--total-timesteps", "1536", "--checkpoint-every", "1")
+    assert out.returncode == 0, out.stderr
+    run = only_run(tmp_path)
+    assert load_checkpoint(tmp_path)["iteration"] == 3
+    wrong = assert_one_line_error("ppo_her", tmp_path, *TINY, "--hidden-size", "32", "--resume", str(run))
+    assert "--hidden-size 16" in wrong.stderr
+    assert "not a checkpoint of meher.py" in assert_one_line_error("meher", tmp_path, "--resume", str(run)).stderr
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ppo_her.os, "fsync", crash)  # a crash while writing: the previous checkpoint stays whole
+    with pytest.raises(OSError):
+        ppo_her.save_checkpoint(str(run / "checkpoint.pt"), dict(iteration=4))
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["iteration"] == 3
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    assert "truncated" in assert_one_line_error("ppo_her", tmp_path, *TINY, "--resume", str(run)).stderr
+
+
+def test_ctrl_c_exits_130_with_log_and_checkpoint(tmp_path):
+    """Ctrl-C mid-run: the iteration finishes, a loadable checkpoint and the TensorBoard log are kept, the summary says
+    why the run ended, and the exit status is 130 (so `run && next` stops)."""
     out = interrupt_script("ppo_her", tmp_path, "--num-steps", "256", "--total-timesteps", "10000000")
-    assert out.returncode == 0 and "interrupted at step" in out.stdout and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 130 and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("interrupted by Ctrl-C: ")
+    assert load_checkpoint(tmp_path)["global_step"] >= 256
     assert "charts/SPS" in read_scalars(tmp_path)
 
 
-@pytest.mark.parametrize("flags", [["--total-timesteps", "-5"], ["--prey", "jumpy"], ["--her-k", "0"],
-                                   ["--env-id", "Nope-v0"], ["--her-strategy", "best"]])
-def test_bad_flags_exit_with_one_line(tmp_path, flags):
-    """Bad flags: non-zero exit, exactly one line on stderr, no traceback."""
-    assert_one_line_error("ppo_her", tmp_path, *flags)
+def test_capture_video_writes_a_playable_file(tmp_path):
+    """--capture-video --eval-episodes 1: one MP4 under videos/{run_name}/ that imageio reads back, frame by frame."""
+    import imageio
+
+    out = run_script("ppo_her", tmp_path, *TINY, "--total-timesteps", "512", "--capture-video", "--eval-episodes", "1")
+    assert out.returncode == 0, out.stderr
+    (video,) = (tmp_path / "videos" / only_run(tmp_path).name).iterdir()
+    frames = [frame for frame in imageio.get_reader(video)]
+    assert 2 <= len(frames) <= 22 and frames[0].ndim == 3 and frames[0].shape[2] == 3
+
+
+@pytest.mark.parametrize("flags", [["--update-epochs", "0"], ["--learning-rate", "-1"], ["--exp-name", "a/b"],
+                                   ["--cuda"], ["--gamma", "1.5"], ["--target-kl", "-1"], ["--seed", "abc"],
+                                   ["--total-timesteps", "1e5"], ["--bogus-flag"], ["--prey", "jumpy"],
+                                   ["--her-k", "0"], ["--env-id", "FetchReach-v4", "--prey", "static"],
+                                   ["--her-strategy", "best"], ["--resume", "no/such/run"]])
+def test_bad_input_is_one_line(tmp_path, flags):
+    """Bad input through the real command line: non-zero exit, one line naming the flag, no traceback, no run folder."""
+    if flags == ["--cuda"] and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = assert_one_line_error("ppo_her", tmp_path, *flags)
+    assert flags[0].removeprefix("--") in out.stderr or "Unrecognized" in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_is_the_full_help(tmp_path):
+    """--help still prints tyro's whole help, to stdout, with exit status 0."""
+    out = run_script("ppo_her", tmp_path, "--help")
+    assert out.returncode == 0 and "--checkpoint-every" in out.stdout and "--capture-video" in out.stdout

@@ -2,7 +2,7 @@
 threshold, no relabelled data is used after it, the switch is logged, bad thresholds are refused."""
 import pytest
 
-from conftest import assert_one_line_error, load_script, read_scalars, run_script
+from conftest import assert_one_line_error, assert_resume_is_identical, load_script, read_scalars, run_script
 
 ppo_her_2_ppo = load_script("ppo_her_2_ppo")
 
@@ -44,3 +44,13 @@ def test_short_run_switches_off_and_stops_relabelling(tmp_path):
 def test_bad_threshold_exits_with_one_line(tmp_path, threshold):
     """A threshold outside [0, 1]: one line on stderr, non-zero exit."""
     assert_one_line_error("ppo_her_2_ppo", tmp_path, "--switch-threshold", threshold)
+
+
+def test_resume_after_the_switch_keeps_her_off(tmp_path):
+    """A run resumed after the switch continues bit-identically: HER stays off although the success rate has fallen
+    back below the threshold (the switch is for good, and the checkpoint remembers it)."""
+    flags = ["--prey", "static", "--switch-threshold", "0.1", "--num-envs", "8", "--num-steps", "64",
+             "--hidden-size", "16", "--update-epochs", "2"]
+    scalars = assert_resume_is_identical("ppo_her_2_ppo", tmp_path, flags, 1024, 2048)
+    assert scalars["her/enabled"] == {512: 0.0, 1024: 0.0, 1536: 0.0, 2048: 0.0}
+    assert min(scalars["charts/success_rate"].values()) <= 0.1, "the rate should fall back below the threshold"
