@@ -354,10 +354,12 @@ def execute_run(argv: list, code: dict, cpus: int) -> dict:
                 raise
         seconds = time.time() - started
         archive = io.BytesIO()
+        # a finished run's checkpoint (13 MB at the PPO paper defaults) is of no further use: leave it behind
+        skip_checkpoint = lambda info: None if process.returncode == 0 and info.name.endswith("checkpoint.pt") else info  # noqa: E731
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             for name in sorted(os.listdir(workdir)):
                 if name not in {os.path.dirname(relative) for relative in code}:
-                    tar.add(os.path.join(workdir, name), arcname=name)
+                    tar.add(os.path.join(workdir, name), arcname=name, filter=skip_checkpoint)
     return dict(returncode=process.returncode, seconds=seconds, node=socket.gethostname(), workdir=workdir,
                 archive=archive.getvalue())
 

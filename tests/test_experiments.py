@@ -209,7 +209,8 @@ def tiny_runs(workspace):
 
 
 def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(workspace, tiny_runs):
-    """Four run folders, each with its TensorBoard log and a finished marker; Ray listened on 127.0.0.1 only."""
+    """Four run folders, each with its TensorBoard log and a finished marker and without the script's checkpoint;
+    Ray listened on 127.0.0.1 only."""
     returncode, stdout, stderr, seen = tiny_runs
     assert returncode == 0, stderr
     done = markers(workspace / "logs" / "tiny")
@@ -219,6 +220,7 @@ def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(
         assert list((workspace / "logs" / "tiny" / name).glob("events.out.tfevents.*")), name
         assert marker["returncode"] == 0 and marker["command"].endswith(f"--exp-name {name}")
         assert not Path(marker["workdir"]).exists()  # the task's temporary folder is gone
+        assert not list((workspace / "logs" / "tiny" / name).glob("checkpoint.pt*"))  # a finished run needs none
     assert seen and all(is_loopback(a) for a in seen), seen  # Ray did listen, and only on loopback
 
 
