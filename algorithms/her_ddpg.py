@@ -4,15 +4,20 @@
 # "Multi-Goal Reinforcement Learning: Challenging Robotics Environments and Request for Research", arXiv 1802.09464.
 # Everything outside the LEARNER block is line for line algorithms/sher.py: their diff is the learner.
 import contextlib
+import dataclasses
 import io
+import itertools
 import os
+import pickle
 import random
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import gymnasium as gym
+import imageio
 import numpy as np
 import torch
 import torch.nn as nn
@@ -21,27 +26,34 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-import envs as predator_prey  # noqa: F401  registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
+import envs as predator_prey  # registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
 
 with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
     import gymnasium_robotics
 gym.register_envs(gymnasium_robotics)
+SCRIPT = os.path.basename(__file__)
 
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    exp_name: str = SCRIPT[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
     """seed of the experiment"""
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """if toggled, cuda is used when available"""
+    """if toggled, cuda is used"""
     torch_threads: int = 1
     """CPU threads of torch (1 leaves the other cores to the env subprocesses; more help on an idle machine only)"""
     save_model: bool = False
     """save the networks and the normalisers to runs/{run_name}/"""
+    capture_video: bool = False
+    """record one deterministic test episode per epoch to videos/{run_name}/"""
+    checkpoint_every: int = 0
+    """write runs/{run_name}/checkpoint.pt every this many epochs too (it is always written at the end and on Ctrl-C)"""
+    resume: str = ""
+    """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
 
     # Environment
     env_id: str = "FetchReach-v4"
@@ -104,6 +116,42 @@ TASK_DEFAULTS = {
 }
 
 
+RESUME_MAY_CHANGE = ["total_timesteps", "checkpoint_every", "capture_video", "save_model", "cuda", "torch_threads",
+                     "async_envs", "resume"]  # how a run goes on, not what it learns
+
+
+def parse_args() -> tuple[Args, Optional[dict]]:
+    """The checked flags, and with --resume the run's checkpoint, whose flags are then the defaults. Bad input ends
+    the script with one `error:` line before anything heavy starts."""
+    args, checkpoint = tyro_cli(Args()), None
+    if args.resume:
+        checkpoint = load_checkpoint(os.path.join(args.resume, "checkpoint.pt"))
+        run = Args(**checkpoint["args"])
+        args = tyro_cli(dataclasses.replace(run, resume=args.resume))
+        for name in [name for name in vars(args) if name not in RESUME_MAY_CHANGE]:
+            if getattr(args, name) != getattr(run, name):
+                may_change = ", ".join(f"--{flag.replace('_', '-')}" for flag in RESUME_MAY_CHANGE)
+                raise SystemExit(f"error: --resume: the run has --{name.replace('_', '-')} {getattr(run, name)}; "
+                                 f"a resumed run may change only {may_change}")
+    fill_task_defaults(args)
+    check_args(args, steps_done=checkpoint["counters"][0] if checkpoint else 0)
+    return args, checkpoint
+
+
+def tyro_cli(default: Args) -> Args:
+    """tyro.cli, with its parse errors (`--seed abc`, an unknown flag) as one line."""
+    tyro_output = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(tyro_output):
+            return tyro.cli(Args, default=default)
+    except SystemExit as exit:
+        if exit.code:  # not --help: the message is the first text in tyro's box
+            text = [line.strip("│╭╮╰╯ ") for line in tyro_output.getvalue().splitlines()[1:]]
+            raise SystemExit(f"error: {' '.join(itertools.takewhile(lambda l: not l.startswith('─'), text))} "
+                             "(see --help)")
+        raise
+
+
 def fill_task_defaults(args: Args) -> None:
     task = next(prefix for prefix in TASK_DEFAULTS if args.env_id.startswith(prefix))
     for key, value in TASK_DEFAULTS[task].items():
@@ -111,13 +159,20 @@ def fill_task_defaults(args: Args) -> None:
             setattr(args, key, value)
 
 
-def check_args(args: Args) -> None:
-    """Every bad flag is one `error:` line naming it and its valid range, before anything heavy starts."""
+def check_args(args: Args, steps_done: int = 0) -> None:
+    """Every bad flag is one `error:` line naming it and its valid range."""
+    pp_flags = [f"--{name} {getattr(args, name)}" for name in ("prey", "spawn") if getattr(args, name) != "random"]
     problems = [
         (args.env_id not in gym.registry, f"--env-id {args.env_id!r} is not a registered env (try FetchReach-v4)"),
-        (args.total_timesteps <= 0, "--total-timesteps must be > 0"),
+        (pp_flags and not args.env_id.startswith("PredatorPrey"), f"{', '.join(pp_flags)}: PredatorPrey-v0 only"),
+        (args.prey not in predator_prey.PREY_BEHAVIOURS, f"--prey must be one of {predator_prey.PREY_BEHAVIOURS}"),
+        (args.spawn not in predator_prey.SPAWN_MODES, f"--spawn must be one of {predator_prey.SPAWN_MODES}"),
+        (not args.exp_name or "/" in args.exp_name, "--exp-name must be a name without '/'"),
+        (args.cuda and not torch.cuda.is_available(), "--cuda: torch finds no CUDA device here"),
+        (args.total_timesteps <= steps_done, f"--total-timesteps must be > {steps_done} (the steps already done)"),
         (min(args.num_envs, args.n_cycles, args.batch_size) <= 0, "--num-envs, --n-cycles, --batch-size must be > 0"),
-        (min(args.n_batches, args.n_test_rollouts) < 0, "--n-batches and --n-test-rollouts must be >= 0"),
+        (min(args.n_batches, args.n_test_rollouts, args.checkpoint_every) < 0,
+         "--n-batches, --n-test-rollouts and --checkpoint-every must be >= 0"),
         (args.replay_k < 0, "--replay-k must be >= 0"),
         (not 0 < args.gamma < 1, "--gamma must be in (0, 1)"),
         (min(args.clip_obs, args.norm_eps, args.norm_clip) <= 0, "--clip-obs, --norm-eps, --norm-clip must be > 0"),
@@ -141,17 +196,69 @@ def check_args(args: Args) -> None:
         raise SystemExit(f"error: --buffer-size must hold one episode per env: >= num-envs x {T} = {args.num_envs * T}")
 
 
-def make_env(args: Args, num_envs: Optional[int] = None):
+def load_checkpoint(path: str) -> dict:
+    """The checkpoint at `path`, or one `error:` line if it is missing, unreadable (truncated) or another script's."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # pickled: resume only your own runs
+    except Exception as error:
+        raise SystemExit(f"error: --resume: cannot load {path}: {type(error).__name__}: {error}".splitlines()[0])
+    if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
+        raise SystemExit(f"error: --resume: {path} is not a checkpoint of {SCRIPT}")
+    return checkpoint
+
+
+def save_checkpoint(state: dict, path: str) -> None:
+    """Atomic: a crash while writing leaves the previous checkpoint whole (temp file, fsync, rename)."""
+    try:
+        with open(f"{path}.tmp", "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(f"{path}.tmp", path)
+    finally:
+        if os.path.exists(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+
+
+def make_env(args: Args, num_envs: Optional[int] = None, render_mode: Optional[str] = None):
     """`num_envs` envs stepped together (MuJoCo ones in subprocesses unless --no-async-envs), or one env in this
-    process for its spaces and its vectorised compute_reward (baselines reward_fun)."""
+    process for its spaces, its vectorised compute_reward (baselines reward_fun) and videos."""
     kwargs = dict(prey=args.prey, spawn=args.spawn) if args.env_id.startswith("PredatorPrey") else {}
     try:
         if num_envs is None:
-            return gym.make(args.env_id, **kwargs).unwrapped
+            return gym.make(args.env_id, render_mode=render_mode, **kwargs).unwrapped
         mode = "vector_entry_point" if kwargs else "async" if args.async_envs else "sync"
         return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
     except (ValueError, TypeError, gym.error.Error) as error:
         raise SystemExit(f"error: --env-id {args.env_id}: cannot make it: {error}")
+
+
+def make_video_env(args: Args) -> Optional[gym.Env]:
+    """The env of --capture-video, or None, said in one line, where it cannot render (MuJoCo renders offscreen only
+    with MUJOCO_GL=egl or osmesa)."""
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():  # failed GL probes warn on stderr
+        warnings.simplefilter("ignore")
+        try:
+            env = make_env(args, render_mode="rgb_array")
+            env.reset(seed=args.seed)
+            env.render()
+            return env
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+    print(f"--capture-video: no video, {args.env_id} does not render here ({reason}); MUJOCO_GL is "
+          f"{os.environ.get('MUJOCO_GL', 'unset')}, MuJoCo needs egl or osmesa", flush=True)
+    return None
+
+
+def record_video(env: gym.Env, policy: Callable, task: "Task", path: str, seed: int) -> None:
+    """One deterministic test episode of one env, written to `path` as MP4 (imageio with its bundled ffmpeg)."""
+    obs, _ = env.reset(seed=seed)
+    frames, done = [env.render()], False
+    while not done and len(frames) <= task.horizon:
+        obs, _, done, _, _ = env.step(policy(net_observation(obs, task)[None], obs["desired_goal"][None])[0])
+        frames.append(env.render())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    imageio.mimwrite(path, frames, fps=env.metadata.get("render_fps", 10))
 
 
 @dataclass(frozen=True)
@@ -207,6 +314,11 @@ class Normalizer:
     def state_dict(self) -> dict:
         return dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=self.mean, std=self.std)
 
+    def load_state_dict(self, state: dict) -> None:
+        self.sum, self.sumsq, self.count, self.mean, self.std = (state[key] for key in self.state_dict())
+        self._mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device)
+        self._std_t = torch.as_tensor(self.std, dtype=torch.float32, device=self.device)
+
 
 def empty_episodes(n: int, T: int, obs_dim: int, goal_dim: int, act_dim: int) -> dict:
     """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each episode's length."""
@@ -257,6 +369,14 @@ class EpisodeBuffer:
     def episodes(self) -> dict:
         return {key: array[: self.n_stored] for key, array in self.data.items()}
 
+    def state_dict(self) -> dict:
+        return dict(episodes=self.episodes(), next_index=self.next_index)  # only the filled part
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_stored, self.next_index = len(state["episodes"]["length"]), state["next_index"]
+        for key, array in self.data.items():
+            array[: self.n_stored] = state["episodes"][key]
+
 
 # ALGO LOGIC: one episode per env from reset (baselines rollout.py RolloutWorker.generate_rollouts)
 def rollout(envs: gym.vector.VectorEnv, policy: Callable, task: Task, max_steps: int, seed: Optional[int] = None):
@@ -297,7 +417,7 @@ def evaluate(envs: gym.vector.VectorEnv, policy: Callable, task: Task, n_test_ro
 
 
 def stop_on_ctrl_c() -> list:
-    """Ctrl-C ends the run after the current cycle, keeping its log; a second Ctrl-C aborts at once."""
+    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second Ctrl-C aborts at once."""
     pressed = []
 
     def handler(signum, frame):
@@ -400,27 +520,38 @@ class Learner:
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "qf": self.qf.state_dict()}
+        """The networks, their targets and the optimisers (and SHER's log alpha): all that the updates change."""
+        return {name: part.state_dict() if hasattr(part, "state_dict") else part.detach().clone()
+                for name, part in vars(self).items() if isinstance(part, (nn.Module, optim.Optimizer, torch.Tensor))}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part_state in state.items():
+            part = getattr(self, name)
+            if isinstance(part, torch.Tensor):
+                part.data.copy_(part_state)
+            else:
+                part.load_state_dict(part_state)
 
 
 # ================================================== END LEARNER =====================================================
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
-    fill_task_defaults(args)
-    check_args(args)
+    args, checkpoint = parse_args()
+    run_dir = args.resume or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = os.path.basename(os.path.normpath(run_dir))
     reward_env = make_env(args)  # one env in this process: the task's horizon and its vectorised compute_reward
     task, compute_reward = task_of(args, reward_env), reward_env.compute_reward
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the env subprocesses: Ctrl-C is for the main loop
-    envs = make_env(args, args.num_envs)
+    envs = pickle.loads(checkpoint["envs"]) if checkpoint and checkpoint["envs"] else make_env(args, args.num_envs)
     ctrl_c = stop_on_ctrl_c()
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    video_env = make_video_env(args) if args.capture_video else None
+    writer = SummaryWriter(run_dir, purge_step=checkpoint["counters"][0] + 1 if checkpoint else None)
+    if not checkpoint:
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+        )
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -428,7 +559,7 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    device = torch.device("cuda" if args.cuda else "cpu")
     rng = np.random.default_rng(args.seed)
 
     space, action_space = envs.single_observation_space, envs.single_action_space
@@ -439,6 +570,29 @@ if __name__ == "__main__":
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip, device)
     buffer = EpisodeBuffer(args.buffer_size, task.horizon, obs_dim, goal_dim, act_dim)
     learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, task, device)
+    parts = dict(learner=learner, o_norm=o_norm, g_norm=g_norm, buffer=buffer)
+    global_step, epoch, epoch_cycles, train_success, s_test, seconds = 0, 0, 0, [], float("nan"), 0.0
+    env_seed = args.seed  # seed the first reset only; the envs' own generators carry on
+    if checkpoint:  # go on exactly where the checkpoint was written (Fetch's simulators: from a fresh seed)
+        for name, part in parts.items():
+            part.load_state_dict(checkpoint[name])
+        random.setstate(checkpoint["rng"]["python"])
+        np.random.set_state(checkpoint["rng"]["numpy"])
+        rng.bit_generator.state = checkpoint["rng"]["generator"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if args.cuda and checkpoint["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        global_step, epoch, epoch_cycles, train_success, s_test, seconds = checkpoint["counters"]
+        env_seed = None if checkpoint["envs"] else args.seed + global_step
+
+    def save_run() -> None:
+        """The checkpoint: all that a resumed run needs to go on as this one would have."""
+        rngs = dict(python=random.getstate(), numpy=np.random.get_state(), generator=rng.bit_generator.state,
+                    torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if args.cuda else None)
+        counters = (global_step, epoch, epoch_cycles, train_success, s_test, time.time() - start_time)
+        envs_state = pickle.dumps(envs) if args.env_id.startswith("PredatorPrey") else None  # Fetch's: in subprocesses
+        save_checkpoint(dict(script=SCRIPT, args=vars(args), rng=rngs, counters=counters, envs=envs_state,
+                             **{name: part.state_dict() for name, part in parts.items()}), f"{run_dir}/checkpoint.pt")
 
     def preprocess(o: np.ndarray, g: np.ndarray) -> torch.Tensor:
         """Clip raw o, g to +-clip_obs, normalise, concatenate (baselines ddpg.py _preprocess_og + actor_critic)."""
@@ -455,13 +609,15 @@ if __name__ == "__main__":
         """The actor on raw o, g: exploring in training rollouts, deterministic in tests."""
         return lambda o, g: learner.act(preprocess(o, g), explore, rng)
 
-    global_step, epoch, epoch_cycles, train_success, env_seed = 0, 0, 0, [], args.seed
-    start_time = time.time()
+    print(f"{run_dir}: {'resuming at step ' + str(global_step) if checkpoint else 'new run'}, {args.env_id}, "
+          f"{device}, budget {args.total_timesteps} env steps", flush=True)
+    start_time = time.time() - seconds
+    recent = [(time.time(), global_step)]  # (time, step) at the last epochs' ends: the ETA's speed
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8); the budget cuts the last one
         budget_left = args.total_timesteps - global_step
         episodes, success, returns, steps = rollout(envs, policy(explore=True), task, budget_left, env_seed)
-        env_seed = None  # seed the first reset only; the envs' own generators carry on
+        env_seed = None
         global_step += steps
         train_success.extend(success)
         writer.add_scalar("charts/episodic_return", returns.mean(), global_step)
@@ -491,22 +647,31 @@ if __name__ == "__main__":
         s_train = float(np.mean(train_success))
         s_test = evaluate(envs, policy(explore=False), task, args.n_test_rollouts)
         train_success = []
+        if video_env:
+            record_video(video_env, policy(explore=False), task, f"videos/{run_name}/epoch_{epoch}.mp4", args.seed)
         elapsed = time.time() - start_time
         writer.add_scalar("charts/success_rate", s_train, global_step)
         writer.add_scalar("eval/success_rate", s_test, global_step)
         writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
         writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
         writer.add_scalar("charts/epoch", epoch, global_step)
+        recent = (recent + [(time.time(), global_step)])[-4:]
+        eta = (args.total_timesteps - global_step) * (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1])
         print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
-              f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}", flush=True)
+              f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}  "
+              f"ETA {eta / 60:.1f} min", flush=True)
+        if args.checkpoint_every and epoch % args.checkpoint_every == 0:
+            save_run()
 
-    if ctrl_c:
-        print(f"interrupted at step {global_step}; the TensorBoard log is kept in runs/{run_name}", flush=True)
+    save_run()
     if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
+        model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
         torch.save({**learner.state_dict(), "o_norm": o_norm.state_dict(), "g_norm": g_norm.state_dict(),
                     "args": vars(args)}, model_path)
         print(f"model saved to {model_path}")
-
     envs.close()
     writer.close()
+    print(f"{'interrupted' if ctrl_c else 'finished'} at step {global_step}/{args.total_timesteps} after "
+          f"{(time.time() - start_time) / 60:.1f} min, last test success {s_test:.3f}: {run_dir}", flush=True)
+    if ctrl_c:
+        raise SystemExit(130)  # as a shell reports a process stopped by Ctrl-C, so `run && next` stops here

@@ -3,13 +3,14 @@
 The script's helpers are imported from the file itself; the end-to-end runs are subprocesses with tiny budgets.
 """
 
-import gymnasium as gym
+import pickle
+
 import numpy as np
 import pytest
 import torch
 
 import envs  # noqa: F401  (registers PredatorPrey-v0)
-from conftest import assert_one_line_error, interrupt_script, load_script, run_script
+from conftest import assert_one_line_error, interrupt_script, load_script, read_scalars, run_script
 
 her_ddpg = load_script("her_ddpg")
 
@@ -300,14 +301,17 @@ def last_step(stdout):
 
 
 def test_fetch_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path):
-    """A tiny FetchReach run (async env workers) exits 0, writes a TensorBoard event file and a saved model,
-    and ends exactly at the budget: 130 = 2 x 50 + a last batch cut to 2 x 15 steps."""
+    """A tiny FetchReach run (async env workers) says where its run goes, exits 0, writes a TensorBoard event file,
+    a checkpoint and a saved model, ends exactly at the budget (130 = 2 x 50 + a last batch cut to 2 x 15 steps)
+    and ends with a summary line."""
     flags = ["--env-id", "FetchReach-v4", "--n-batches", "2", "--n-cycles", "1", "--n-test-rollouts", "1"]
     proc = run_script("her_ddpg", tmp_path, *flags, "--total-timesteps", "130", "--save-model")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert last_step(proc.stdout) == "130/130"
-    assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
-    assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"runs/{run_dir.name}: new run, FetchReach-v4, cpu, budget 130")
+    assert last_step(proc.stdout) == "130/130" and lines[-1].startswith("finished at step 130/130")
+    assert {path.name.split(".")[0] for path in run_dir.iterdir()} == {"events", "checkpoint", "her_ddpg"}
 
 
 def test_predator_prey_smoke_runs_stop_at_the_budget_and_repeat_with_one_seed(tmp_path):
@@ -325,36 +329,139 @@ def test_predator_prey_smoke_runs_stop_at_the_budget_and_repeat_with_one_seed(tm
         assert len(list((tmp_path / name).glob("runs/*/events.out.tfevents.*"))) == 1
         path, = (tmp_path / name).glob("runs/*/her_ddpg.cleanrl_model")
         models.append(torch.load(path, weights_only=False))
-    for net in ("actor", "qf"):
-        for key, value in models[0][net].items():
-            assert torch.equal(value, models[1][net][key]), (net, key)
-    np.testing.assert_array_equal(models[0]["o_norm"]["sum"], models[1]["o_norm"]["sum"])
-    np.testing.assert_array_equal(models[0]["g_norm"]["sumsq"], models[1]["g_norm"]["sumsq"])
+    assert_same(models[0], models[1], skip=("args",))
 
 
-def test_ctrl_c_ends_the_run_cleanly(tmp_path):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a FetchReach run with async
-    env workers: the script says where it stopped, saves the model, closes its TensorBoard log, exits 0."""
+def assert_same(a, b, skip=(), where="") -> None:
+    """a == b exactly, through nested dicts, lists, tuples, tensors and arrays."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a.keys() - set(skip):
+            assert_same(a[key], b[key], where=f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, where=f"{where}[{i}]")
+    elif isinstance(a, (torch.Tensor, np.ndarray)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=where)
+    else:
+        assert a == b, where
+
+
+TINY_PP = ["--env-id", "PredatorPrey-v0", "--num-envs", "4", "--n-cycles", "2", "--n-batches", "3", "--batch-size",
+           "32", "--hidden-size", "16", "--n-test-rollouts", "2", "--seed", "5"]
+
+
+@pytest.mark.parametrize("script", ["her_ddpg", "sher"])  # sher: the same code around another learner's state
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, script):
+    """On CPU, 3 epochs in one go, and 2 epochs then --resume to the same budget, end with identical checkpoints
+    (networks, targets, optimisers, normalisers, buffer, RNG states, env state, counters) and the resumed run goes
+    on in the same TensorBoard log with identical test success and losses at identical steps."""
+    for name in ("whole", "parts"):
+        (tmp_path / name).mkdir()
+    assert run_script(script, tmp_path / "whole", *TINY_PP, "--total-timesteps", "500").returncode == 0
+    whole_log = read_scalars(tmp_path / "whole")
+    second_epoch_end = sorted(whole_log["charts/epoch"])[1]
+    assert run_script(script, tmp_path / "parts", *TINY_PP, "--total-timesteps", str(second_epoch_end)).returncode == 0
+    (run_dir,) = (tmp_path / "parts" / "runs").iterdir()
+    resumed = run_script(script, tmp_path / "parts", "--resume", str(run_dir), "--total-timesteps", "500")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.startswith(f"{run_dir}: resuming at step {second_epoch_end}")
+    whole, parts = (torch.load(next((tmp_path / name).glob("runs/*/checkpoint.pt")), weights_only=False)
+                    for name in ("whole", "parts"))
+    assert_same(whole["counters"][:-1], parts["counters"][:-1])  # the last counter is the run's seconds
+    assert_same(whole, parts, skip=("args", "counters", "envs"))
+    envs = [pickle.loads(checkpoint["envs"]) for checkpoint in (whole, parts)]  # the env generators go on alike:
+    assert_same(*(env.reset()[0] for env in envs))
+    assert_same(*(env.step(np.ones((4, 3), np.float32))[0] for env in envs))
+    parts_log = read_scalars(tmp_path / "parts")
+    assert len(whole_log["eval/success_rate"]) == 3
+    for tag in ("eval/success_rate", "charts/success_rate", "losses/qf_loss", "losses/actor_loss"):
+        assert parts_log[tag] == whole_log[tag], tag
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    """--resume refuses, in one line each: a truncated checkpoint (a crash while copying it), another script's
+    checkpoint, a changed flag that would change what the run learns, and a budget already spent. A crash while
+    a checkpoint is written leaves the previous one whole, with no temp file behind."""
+    assert run_script("her_ddpg", tmp_path, *TINY_PP, "--total-timesteps", "200").returncode == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    checkpoint = run_dir / "checkpoint.pt"
+    good = checkpoint.read_bytes()
+    with pytest.raises(Exception):  # an object that cannot be pickled: torch.save fails halfway through the file
+        her_ddpg.save_checkpoint({"script": "her_ddpg.py", "unpicklable": lambda: None}, str(checkpoint))
+    assert checkpoint.read_bytes() == good and list(run_dir.glob("*.tmp")) == []
+    for flags, says in [(["--gamma", "0.9"], "--gamma"), (["--env-id", "FetchReach-v4"], "--env-id"),
+                        (["--total-timesteps", "100"], "--total-timesteps")]:
+        assert says in assert_one_line_error("her_ddpg", tmp_path, "--resume", str(run_dir), *flags).stderr
+    assert "sher.py" in assert_one_line_error("sher", tmp_path, "--resume", str(run_dir)).stderr
+    checkpoint.write_bytes(good[: len(good) // 2])
+    assert "cannot load" in assert_one_line_error("her_ddpg", tmp_path, "--resume", str(run_dir)).stderr
+
+
+def test_ctrl_c_exits_130_with_a_checkpoint(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a FetchReach run with async env
+    workers: the run stops after its cycle, says where, closes its log, writes a loadable checkpoint and exits 130."""
     flags = ["--env-id", "FetchReach-v4", "--n-batches", "1", "--n-cycles", "1", "--n-test-rollouts", "1",
-             "--total-timesteps", "1000000", "--save-model"]
+             "--total-timesteps", "1000000"]
     proc = interrupt_script("her_ddpg", tmp_path, *flags)
-    assert proc.stdout.startswith("epoch")  # the signal came once training was under way
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    summary = proc.stdout.splitlines()[-1]
+    assert summary.startswith("interrupted at step ")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    steps = her_ddpg.load_checkpoint(str(run_dir / "checkpoint.pt"))["counters"][0]
+    assert summary.startswith(f"interrupted at step {steps}/1000000")
+
+
+def test_capture_video_writes_a_playable_mp4_of_a_test_episode(tmp_path):
+    """--capture-video on Predator-Prey: one epoch writes videos/{run_name}/epoch_1.mp4, whose frames imageio reads
+    back (one per step of the test episode plus the first)."""
+    import imageio.v3 as iio
+
+    proc = run_script("her_ddpg", tmp_path, *TINY_PP, "--total-timesteps", "100", "--capture-video")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "interrupted at step" in proc.stdout and "Traceback" not in proc.stderr
-    assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
-    assert len(list(tmp_path.glob("runs/*/her_ddpg.cleanrl_model"))) == 1
+    (video,) = tmp_path.glob("videos/*/epoch_1.mp4")
+    frames = iio.imread(video)
+    assert frames.ndim == 4 and frames.shape[-1] == 3 and 2 <= len(frames) <= 22 and frames.std() > 0
 
 
-@pytest.mark.parametrize("flags", [["--env-id", "NoSuchEnv-v0"], ["--total-timesteps", "-5"]])
-def test_bad_flags_exit_with_one_line(tmp_path, flags):
-    """Bad input ends the script non-zero with exactly one `error: ...` line on stderr and no traceback."""
+def test_capture_video_without_an_offscreen_renderer_goes_on_without_video(tmp_path, monkeypatch):
+    """A MuJoCo task with MUJOCO_GL unset cannot render offscreen: one line says so and the run goes on."""
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    flags = ["--env-id", "FetchReach-v4", "--n-batches", "1", "--n-cycles", "1", "--n-test-rollouts", "1"]
+    proc = run_script("her_ddpg", tmp_path, *flags, "--total-timesteps", "100", "--capture-video")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len([line for line in proc.stdout.splitlines() if line.startswith("--capture-video: no video")]) == 1
+    assert "MUJOCO_GL is unset" in proc.stdout and not (tmp_path / "videos").exists()
+
+
+BAD_INPUT = [  # (flags, what the one line must name)
+    (["--seed", "abc"], "--seed"), (["--total-timesteps", "1e5"], "--total-timesteps"), (["--no-such-flag"], "--help"),
+    (["--policy-lr", "-1"], "--policy-lr"), (["--gamma", "1.5"], "--gamma"), (["--exp-name", "a/b"], "--exp-name"),
+    (["--prey", "static"], "PredatorPrey-v0"), (["--batch-size", "0"], "--batch-size"),
+    (["--resume", "no/such/run"], "--resume"),
+] + ([(["--cuda"], "--cuda")] if not torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("flags, names", BAD_INPUT, ids=[" ".join(flags) for flags, _ in BAD_INPUT])
+def test_bad_input_through_the_command_line_is_one_line(tmp_path, flags, names):
+    """Bad input ends the script non-zero with exactly one `error: ...` line naming the flag, and no traceback."""
     proc = assert_one_line_error("her_ddpg", tmp_path, *flags)  # non-zero, one stderr line, no traceback
-    assert proc.stderr.startswith("error: "), proc.stderr
+    assert proc.stderr.startswith("error: ") and names in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_still_prints_the_help():
+    proc = run_script("her_ddpg", ".", "--help")
+    assert proc.returncode == 0 and "--checkpoint-every" in proc.stdout and "--resume" in proc.stdout
 
 
 @pytest.mark.parametrize("field, value", [
     ("total_timesteps", 0), ("buffer_size", 0), ("replay_k", -1), ("batch_size", 0), ("num_envs", 0),
     ("n_cycles", 0), ("gamma", 1.0), ("random_eps", 1.5), ("polyak", -0.1), ("torch_threads", 0),
+    ("checkpoint_every", -1), ("q_lr", 0.0), ("spawn", "far"),
 ])
 def test_bad_values_are_rejected_by_check_args(field, value):
     """Every validated field rejects an out-of-range value with a SystemExit("error: ...") (no traceback)."""

@@ -111,16 +111,16 @@ def test_bad_alpha_is_a_one_line_error(tmp_path, alpha):
     assert_one_line_error("sher", tmp_path, "--alpha", alpha)
 
 
-def test_ctrl_c_ends_the_run_cleanly(tmp_path):
-    """Ctrl-C during a FetchReach run with async env workers (as her_ddpg.py's test): the script says where it
-    stopped, saves the model, closes its TensorBoard log, exits 0."""
+def test_ctrl_c_exits_130_with_a_checkpoint(tmp_path):
+    """Ctrl-C during a FetchReach run with async env workers (as her_ddpg.py's test): the run says where it stopped,
+    saves its model and its checkpoint, closes its TensorBoard log and exits 130."""
     proc = interrupt_script("sher", tmp_path, "--env-id", "FetchReach-v4", "--n-batches", "1", "--n-cycles", "1",
                             "--n-test-rollouts", "1", "--total-timesteps", "1000000", "--save-model")
-    assert proc.stdout.startswith("epoch")  # the signal came once training was under way
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "interrupted at step" in proc.stdout and "Traceback" not in proc.stderr
-    assert len(list(tmp_path.glob("runs/*/events.out.tfevents.*"))) == 1
-    assert len(list(tmp_path.glob("runs/*/sher.cleanrl_model"))) == 1
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1].startswith("interrupted at step") and "Traceback" not in proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert {path.name.split(".")[0] for path in run_dir.iterdir()} == {"events", "checkpoint", "sher"}
+    assert sher.load_checkpoint(str(run_dir / "checkpoint.pt"))["script"] == "sher.py"
 
 
 def test_everything_outside_the_learner_is_her_ddpg_line_for_line():
