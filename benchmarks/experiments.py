@@ -62,6 +62,7 @@ class Experiment:
     cpus_per_run: int = 1  # the default of --cpus-per-run
     analyses: tuple = ()  # extra report sections, from ANALYSES
     compare: tuple = ()  # (experiment, method, label): finished runs of another experiment, reported beside these
+    cut: str = ""  # where it departs from the paper's grid, seeds and budget (shown in the report)
 
     def runs(self, seeds: int | None = None) -> list["Run"]:
         """Every run, seeds outermost (an interrupted experiment has its first seeds of every configuration)."""
@@ -120,6 +121,25 @@ FOUR_CONDITIONS = {  # the README's four prey x spawn conditions
 }
 FAST = "--hidden-size 64 --num-envs 32 --num-steps 64 --minibatch-size 256"  # the README's fast configuration
 PPO_AND_PPO_HER = {"ppo_her": "ppo_her", "ppo": "ppo_her --no-her"}
+PREY = ("static", "random", "attract", "repel", "straight_away", "random_direction")
+TWELVE_CONDITIONS = {f"{prey}-{spawn}": f"--prey {prey} --spawn {spawn}"  # the papers' 2 x 6 grid, row by row
+                     for spawn in ("random", "apart") for prey in PREY}
+RANDOM_RANDOM = {"random-random": TWELVE_CONDITIONS["random-random"]}
+FAST_STOPPING = f"{FAST} --stop-at-success 0.95"
+PAPER_STOP = "runs stop at 95% success, the paper's at 1.3 x the step of their first 100% success"
+SRATIOS = ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+TARGETED_SRATIOS = ["0.2", "0.4", "0.6", "0.8"]
+FETCH_HARD = {"pickandplace": "--env-id FetchPickAndPlace-v4", "slide": "--env-id FetchSlide-v4"}
+HAND = {"hand_reach": "--env-id HandReach-v3", "hand_block": "--env-id HandManipulateBlock-v1",
+        "hand_egg": "--env-id HandManipulateEgg-v1", "hand_pen": "--env-id HandManipulatePen-v1"}
+
+
+def with_and_without_her(flag: str, values, label: str) -> dict:
+    """PPO-HER and plain PPO at every value of one flag: {ppo_her_<label><value>: ..., ppo_<label><value>: ...}."""
+    with_her = sweep("ppo_her", flag, values, f"ppo_her_{label}")
+    without_her = sweep("ppo_her", flag, values, f"ppo_{label}", "--no-her")
+    return {**with_her, **without_her}
+
 
 EXPERIMENTS = [
     Experiment(
@@ -166,6 +186,127 @@ EXPERIMENTS = [
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, seeds=2, tag="eval/success_rate",
         cpus_per_run=2, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
+    # Every Predator-Prey experiment of the two Crowder et al. papers; docs/experiments.md has their budget and cuts.
+    Experiment(
+        name="ppo-her-fig2-fast",
+        figure="PPO-HER paper Fig. 2: PPO vs PPO-HER on all 12 prey x spawn conditions, fast configuration, runs "
+               "stop at 95% success; the paper defaults beside it on 4 conditions (ppo-vs-ppo-her)",
+        methods=PPO_AND_PPO_HER, conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, seeds=5,
+        compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her_defaults"), ("ppo-vs-ppo-her", "ppo", "ppo_defaults")),
+        cut=f"5 seeds, not 16; 150,000 env steps per run, not 1,000,000; the paper defaults on 8 of the 12 "
+            f"conditions; {PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-lr-fast",
+        figure="PPO-HER paper Fig. 4: learning rate 3e-3 / 3e-4 / 3e-5, with and without HER, random prey / random "
+               "spawn, fast configuration, runs stop at 95% success",
+        methods=with_and_without_her("--learning-rate", ["3e-3", "3e-4", "3e-5"], "lr"),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
+        cut=f"11 of the 12 conditions; 3 seeds, not 4; 300,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-strategy-fast",
+        figure="PPO-HER paper Fig. A1: HER strategy final / future / episode x relabelled copies k = 1, 2, 4, 8, "
+               "random prey / random spawn, fast configuration, runs stop at 95% success",
+        methods={f"{strategy}_k{k}": f"ppo_her --her-strategy {strategy} --her-k {k}"
+                 for strategy in ("final", "future", "episode") for k in (1, 2, 4, 8)},
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, seeds=3,
+        cut=f"11 of the 12 conditions; 3 seeds, not 16; 150,000 env steps per run, not 1,000,000; "
+            f"{PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-radius-fast",
+        figure="PPO-HER paper Fig. A2: capture radius 1 / 0.5 / 0.2 / 0.1, with and without HER, random prey / "
+               "random spawn, fast configuration, runs stop at 95% success",
+        methods=with_and_without_her("--radius", ["1", "0.5", "0.2", "0.1"], "radius"),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
+        cut=f"11 of the 12 conditions; 3 seeds, not 16; 300,000 env steps per run, not 1,000,000; "
+            f"{PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-box-fast",
+        figure="PPO-HER paper Fig. A3: box half-width 10 / 20 / 30 / 40 / 50 (20-step episodes throughout), with "
+               "and without HER, random prey / random spawn, fast configuration, runs stop at 95% success",
+        methods=with_and_without_her("--grid-size", ["10", "20", "30", "40", "50"], "box"),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
+        cut=f"11 of the 12 conditions; 3 seeds, not 16; 300,000 env steps per run, not 1,000,000; "
+            f"{PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-dims-fast",
+        figure="PPO-HER paper Figs. A4-A5: 2 to 6 dimensions, with (A4) and without (A5) HER, random prey / random "
+               "spawn, fast configuration, runs stop at 95% success",
+        methods=with_and_without_her("--num-dims", ["2", "3", "4", "5", "6"], "dims"),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
+        cut=f"11 of the 12 conditions; 3 seeds, not 4; 300,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
+    Experiment(
+        name="off-policy-predator-prey",
+        figure="PPO-HER paper Figs. 1-2 (its SAC + HER curves): her_ddpg.py and sher.py with their Predator-Prey "
+               "task defaults on the 4 README conditions, in env steps and in wall-clock, beside PPO-HER at the "
+               "paper defaults (ppo-vs-ppo-her) and at the fast configuration (ppo-her-fig2-fast); no early stop "
+               "(the off-policy scripts have none)",
+        methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions=FOUR_CONDITIONS, flags="--env-id PredatorPrey-v0",
+        budget=100_000, seeds=3, analyses=("delta_s",),
+        compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her_defaults"), ("ppo-her-fig2-fast", "ppo_her", "ppo_her_fast")),
+        cut="8 of the 12 conditions; 3 seeds, not 16; 100,000 env steps per run, not 1,000,000; the "
+            "paper's off-policy method was SB3's SAC with HER, not DDPG or SHER"),
+    Experiment(
+        name="meher-sratio-12-fast",
+        figure="MEHER paper Figs. 2-3: S-ratio 0, 0.2, ..., 1 (random failures) on all 12 conditions, with the "
+               "ranking metric; fast configuration, no early stop (the metric needs whole curves)",
+        methods=sweep("meher", "--s-ratio", SRATIOS, "meher", "--failure random"),
+        conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, seeds=5, analyses=("sratio", "iteration_cost"),
+        cut="S-ratios 0.1, 0.3, 0.5, 0.7 and 0.9 (meher-sratio-sweep-fast has all 11, on 2 conditions); 5 "
+            "seeds, not 16; 150,000 env steps per run, not 1,000,000"),
+    Experiment(
+        name="meher-targeted-12-fast",
+        figure="MEHER paper Figs. 4-5: S-ratio 0.2 / 0.4 / 0.6 / 0.8 with targeted (near-miss) failures on all 12 "
+               "conditions, beside the same S-ratios with random failures (meher-sratio-12-fast); fast "
+               "configuration, no early stop",
+        methods={f"meher{d}targeted": f"meher --s-ratio {d} --failure targeted" for d in TARGETED_SRATIOS},
+        conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, seeds=5,
+        compare=tuple(("meher-sratio-12-fast", f"meher{d}", f"meher{d}") for d in TARGETED_SRATIOS),
+        cut="S-ratios 0, 0.1, 0.3, 0.5, 0.7, 0.9 and 1 (at 1 no failure copy is made, so the kind of "
+            "failure does not matter); 5 seeds, not 16; 150,000 env steps per run, not 1,000,000"),
+    Experiment(
+        name="meher-fig6-12-fast",
+        figure="MEHER paper Figs. 6-7: MEHER 0.6 with random and with targeted failures, PPO-HER-2-PPO, and PPO-HER "
+               "(from ppo-her-fig2-fast) on all 12 conditions, with the computation each spends; fast "
+               "configuration, runs stop at 95% success",
+        methods={"meher0.6": "meher --s-ratio 0.6 --failure random",
+                 "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted", "ppo_her_2_ppo": "ppo_her_2_ppo"},
+        conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, seeds=5,
+        compare=(("ppo-her-fig2-fast", "ppo_her", "ppo_her"),), analyses=("iteration_cost",),
+        cut=f"5 seeds, not 16; 150,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
+    Experiment(
+        name="ppo-her-2-ppo-threshold-fast",
+        figure="MEHER paper, open question 2, on its Figs. 6-7 line of PPO-HER-2-PPO (HER off at 50% success): "
+               "HER off at 30% / 50% / 70% success, beside PPO-HER that never switches (from ppo-her-fig2-fast); "
+               "random prey / random spawn, fast configuration, runs stop at 95% success",
+        methods=sweep("ppo_her_2_ppo", "--switch-threshold", ["0.3", "0.5", "0.7"], "switch"),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, seeds=3,
+        compare=(("ppo-her-fig2-fast", "ppo_her", "ppo_her"),), analyses=("iteration_cost",),
+        cut="the paper has no such figure (it is its open question 2); one condition, 3 seeds"),
+    # SHER's benchmark beyond FetchPush; docs/experiments.md has the budget.
+    Experiment(
+        name="sher-vs-ddpg-pick-slide",
+        figure="SHER paper Fig. 4 and Table 1, FetchPickAndPlace and FetchSlide columns: SHER (alpha 0.05) vs "
+               "DDPG + HER, task defaults, 2 CPUs per run, success threshold 50%",
+        methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions=FETCH_HARD, budget=1_500_000, seeds=2,
+        tag="eval/success_rate", threshold=0.5, cpus_per_run=2, analyses=("delta_s",),
+        cut="CHER, the paper's third method (not implemented here); 2 seeds, 1,500,000 env steps per run"),
+    Experiment(
+        name="sher-alpha-slide",
+        figure="SHER paper Fig. 5: temperature alpha 0.03 and 0.1 on FetchSlide, and alpha 0.05 from "
+               "sher-vs-ddpg-pick-slide read up to the same 750,000 steps; 2 CPUs per run, success threshold 50%",
+        methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
+        conditions={"slide": FETCH_HARD["slide"]}, budget=750_000, seeds=2, tag="eval/success_rate", threshold=0.5,
+        cpus_per_run=2, compare=(("sher-vs-ddpg-pick-slide", "sher", "sher_alpha0.05"),), analyses=("delta_s",),
+        cut="2 seeds, 750,000 env steps per run (half of sher-vs-ddpg-pick-slide's budget)"),
+    Experiment(
+        name="sher-vs-ddpg-hand",
+        figure="SHER paper Fig. 4 and Table 1, Hand columns: SHER (alpha 0.05) vs DDPG + HER on HandReach, "
+               "HandManipulateBlock, HandManipulateEgg and HandManipulatePen (the newest ids gymnasium-robotics "
+               "registers), task defaults, 2 CPUs per run, success threshold 50%",
+        methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions=HAND, budget=640_000, seeds=1,
+        tag="eval/success_rate", threshold=0.5, cpus_per_run=2, analyses=("delta_s",),
+        cut="CHER (not implemented here); one seed, 640,000 env steps per run (16 epochs of HandReach, 8 "
+            "of the 100-step HandManipulate tasks): the start of learning, not its end"),
 ]
 
 
@@ -575,7 +716,7 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
     borrowed = "".join(f" {label} is method {method} of `{name}`." for name, method, label in experiment.compare)
     parts = [
         f"# {experiment.name}",
-        f"{experiment.figure}.{borrowed}",
+        f"{experiment.figure}.{borrowed}" + (f" Cut from the paper: {experiment.cut}." if experiment.cut else ""),
         f"Reproduce: `python benchmarks/experiments.py run {experiment.name}` then "
         f"`python benchmarks/experiments.py report {experiment.name}`. {len(runs)} finished runs, budget "
         f"{experiment.budget:,} env steps, summarised by `{experiment.tag}`.",

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -123,7 +124,8 @@ def test_list_shows_every_experiment_with_its_run_count_and_figure():
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines()}
     expected = {"ppo-vs-ppo-her": 24, "ppo-her-fast": 24, "meher-paper-defaults": 9, "meher-sratio-sweep-fast": 84,
-                "sher-vs-ddpg-push": 4, "sher-alpha-push": 4}
+                "sher-vs-ddpg-push": 4, "sher-alpha-push": 4,
+                **{name: methods * conditions * seeds for name, (methods, conditions, seeds) in PAPER_GRIDS.items()}}
     for name, count in expected.items():
         assert f" {count} runs " in lines[name] and "Fig" in lines[name], lines[name]
 
@@ -156,7 +158,6 @@ def test_definitions_keep_the_flags_of_the_old_bash_runners():
         "--env-id FetchPush-v4", "--seed 2", "--torch-threads 2", "--total-timesteps 640000"})
     assert one("sher-alpha-push", "sher_alpha0.1", "push", 1) == ("sher", {
         "--env-id FetchPush-v4", "--seed 1", "--torch-threads 2", "--total-timesteps 320000", "--alpha 0.1"})
-    assert len({run.run_id for e in table.values() for run in e.runs()}) == sum(len(e.runs()) for e in table.values())
 
 
 def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
@@ -166,6 +167,121 @@ def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
     assert run.run_id.startswith("her_ddpg-push-s1-") and run.run_id in run.argv(1) and run.run_id in run.argv(2)
     longer = experiments.replace(e, budget=e.budget + 1).runs()[0]
     assert longer.run_id != run.run_id and longer.run_id.rsplit("-", 1)[0] == run.run_id.rsplit("-", 1)[0]
+
+
+# -- the definitions of the papers' experiments -------------------------------------------------------------------
+PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' figures and the budget's cuts
+    "ppo-her-fig2-fast": (2, 12, 5),  # PPO, PPO-HER x 6 prey x 2 spawns
+    "ppo-her-lr-fast": (6, 1, 3),  # 3 learning rates x HER on / off
+    "ppo-her-strategy-fast": (12, 1, 3),  # 3 strategies x k = 1, 2, 4, 8
+    "ppo-her-radius-fast": (8, 1, 3),  # 4 radii x HER on / off
+    "ppo-her-box-fast": (10, 1, 3),  # 5 box sizes x HER on / off
+    "ppo-her-dims-fast": (10, 1, 3),  # 5 dimensions x HER on / off
+    "off-policy-predator-prey": (2, 4, 3),  # her_ddpg, sher x the README's 4 conditions
+    "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
+    "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
+    "meher-fig6-12-fast": (3, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO (PPO-HER borrowed)
+    "ppo-her-2-ppo-threshold-fast": (3, 1, 3),  # switch at 0.3, 0.5, 0.7
+    "sher-vs-ddpg-pick-slide": (2, 2, 2),
+    "sher-alpha-slide": (2, 1, 2),  # alpha 0.03, 0.1 (0.05 borrowed)
+    "sher-vs-ddpg-hand": (2, 4, 1),
+}
+PARSED_AWAY = {"exp_name", "seed", "torch_threads"}  # what differs between seeds, not between configurations
+
+
+@pytest.fixture(scope="module")
+def parsed_definitions():
+    """{experiment: {(method, condition): the script's checked Args}}, each configuration's seed-1 command line
+    parsed and checked by its own script (tyro, then the script's check_args: flag names, values and env options,
+    also for the MuJoCo envs, which it makes); plus the command lines the scripts refused, with their error."""
+    from conftest import load_script
+
+    scripts, parsed, refused = {}, {}, []
+    with pytest.MonkeyPatch.context() as patch:
+        for e in experiments.check_definitions(experiments.EXPERIMENTS).values():
+            parsed[e.name] = {}
+            for run in e.runs(seeds=1):
+                if run.script not in scripts:
+                    scripts[run.script] = load_script(run.script)
+                    patch.setitem(sys.modules, run.script, scripts[run.script])  # tyro reads Args' source to explain
+                module = scripts[run.script]
+                patch.setattr(sys, "argv", [f"{run.script}.py", *run.argv(e.cpus_per_run)[2:]])
+                try:
+                    if run.script in experiments.THREADED_SCRIPTS:
+                        args, _ = module.parse_args()  # parses, fills the task defaults, checks
+                    else:
+                        args = module.parse_args()
+                        module.check_args(args)
+                except SystemExit as error:
+                    refused.append(f"{e.name}: {shlex.join(run.argv(e.cpus_per_run))}: {error.code}")
+                    continue
+                parsed[e.name][run.method, run.condition] = args
+    return parsed, refused
+
+
+def test_every_flag_of_every_definition_is_accepted_by_its_script(parsed_definitions):
+    """No definition holds a flag its script lacks, a value out of range, or an env or env option that does not
+    exist: a run of it would fail at once, possibly hours into an experiment."""
+    _, refused = parsed_definitions
+    assert not refused, "\n".join(refused)
+
+
+def test_every_configuration_of_a_definition_trains_something_different(parsed_definitions):
+    """Within a definition no two (method, condition) pairs parse to the same Args (a swept flag that a later flag
+    overrides would make them equal), and seeds aside the command lines are what the labels say."""
+    parsed, _ = parsed_definitions
+    for name, configurations in parsed.items():
+        distinct = {tuple(sorted((k, v) for k, v in vars(args).items() if k not in PARSED_AWAY))
+                    for args in configurations.values()}
+        assert len(distinct) == len(configurations), name
+    radius = parsed["ppo-her-radius-fast"]
+    assert radius["ppo_radius0.1", "random-random"].radius == 0.1 and not radius["ppo_radius0.1", "random-random"].her
+    assert parsed["ppo-her-strategy-fast"]["episode_k8", "random-random"].her_k == 8
+    assert parsed["meher-targeted-12-fast"]["meher0.4targeted", "repel-apart"].failure == "targeted"
+    assert parsed["sher-vs-ddpg-hand"]["sher", "hand_pen"].env_id == "HandManipulatePen-v1"
+
+
+def test_paper_definitions_have_their_grid_times_seeds_runs_with_unique_ids():
+    """Each new definition runs methods x conditions x seeds runs, as counted from its figure; every run id of a
+    definition is its own (a shared id would make `run` skip one run as finished)."""
+    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    for name, (methods, conditions, seeds) in PAPER_GRIDS.items():
+        e = table[name]
+        assert (len(e.methods), len(e.conditions), e.seeds) == (methods, conditions, seeds), name
+        assert len(e.runs()) == methods * conditions * seeds, name
+    for e in table.values():
+        ids = [run.run_id for run in e.runs()]
+        assert len(set(ids)) == len(ids), e.name
+    assert set(table["ppo-her-fig2-fast"].conditions) == {f"{prey}-{spawn}" for prey in experiments.PREY
+                                                            for spawn in ("random", "apart")}
+
+
+def test_predator_prey_definitions_follow_the_stated_rules(parsed_definitions):
+    """The PPO runs of the papers' definitions use the fast configuration and stop at 95% success, except the
+    S-ratio sweeps, which run their whole budget (the ranking metric needs whole curves)."""
+    parsed, _ = parsed_definitions
+    whole_curves = {"meher-sratio-12-fast", "meher-targeted-12-fast"}
+    for name in PAPER_GRIDS:
+        for (method, condition), args in parsed[name].items():
+            if args.env_id != "PredatorPrey-v0" or not hasattr(args, "stop_at_success"):
+                continue  # her_ddpg.py and sher.py have no early stop
+            fast = (args.hidden_size, args.num_envs, args.num_steps, args.minibatch_size)
+            assert fast == (64, 32, 64, 256), (name, method)
+            assert args.stop_at_success == (1.1 if name in whole_curves else 0.95), (name, method)
+
+
+def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long():
+    """Every `compare` entry names a definition and one of its methods, on a condition this definition has, with a
+    budget at least this one's (borrowed runs are cut at this budget, never shorter), under a label of its own: a
+    typo would otherwise borrow nothing, silently."""
+    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    for e in table.values():
+        labels = list(e.methods)
+        for name, method, label in e.compare:
+            source = table[name]
+            assert method in source.methods and set(source.conditions) & set(e.conditions), (e.name, name, method)
+            assert source.budget >= e.budget and label not in labels, (e.name, name, method)
+            labels.append(label)
 
 
 # -- bad input --------------------------------------------------------------------------------------------------
@@ -354,13 +470,14 @@ def fake_run(logs: Path, run, success: list, steps_per_point=1000):
 
 def test_report_borrows_runs_of_another_experiment_and_leaves_out_stale_ones(tmp_path):
     """`compare` brings another experiment's runs into a report, cut at this experiment's budget; a finished run
-    whose flags no longer match the definition is left out and counted."""
-    def experiment(name, methods, budget, compare=()):
+    whose flags no longer match the definition is left out and counted; the note of what was cut is printed."""
+    def experiment(name, methods, budget, compare=(), cut=""):
         return experiments.Experiment(name=name, figure="a test", methods=methods, conditions={"rr": ""},
-                                      budget=budget, seeds=2, compare=compare)
+                                      budget=budget, seeds=2, compare=compare, cut=cut)
 
     base = experiment("base", {"her": "ppo_her"}, budget=6000)
-    other = experiment("other", {"ppo": "ppo_her --no-her"}, budget=3000, compare=(("base", "her", "her_base"),))
+    other = experiment("other", {"ppo": "ppo_her --no-her"}, budget=3000, compare=(("base", "her", "her_base"),),
+                       cut="11 of the 12 conditions")
     table = experiments.check_definitions([base, other])
     for run in base.runs():  # reaches 90% at 2,000 steps (seed 1) and at 5,000, after other's budget (seed 2)
         fake_run(tmp_path, run, [0.5, 0.95] if run.seed == 1 else [0.1, 0.2, 0.3, 0.4, 0.95])
@@ -372,5 +489,7 @@ def test_report_borrows_runs_of_another_experiment_and_leaves_out_stale_ones(tmp
     text = experiments.write_report(other, tmp_path, tmp_path / "results", table)
     assert "| rr | her_base | 2 | 1/2 | 2,500 [2,000, 3,000] |" in text  # seed 2 counted at the 3,000 budget
     assert "| rr | ppo | 2 | 0/2 | 3,000 [3,000, 3,000] |" in text and "her_base is method her of `base`" in text
+    assert "a test. her_base is method her of `base`. Cut from the paper: 11 of the 12 conditions.\n" in text
     text = experiments.write_report(base, tmp_path, tmp_path / "results", table)
+    assert "Cut from the paper" not in text
     assert "| rr | her | 2 | 2/2 | 3,500 [2,000, 5,000] |" in text and "1 finished runs" in text
