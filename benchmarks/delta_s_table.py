@@ -4,7 +4,6 @@ paper reports it. Compare methods only over the same budget: every run is cut at
 
     python benchmarks/delta_s_table.py experiments/sher-vs-ddpg-push --budget 640000
 """
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_logs import load_runs  # noqa: E402
+from run_logs import table_from_command_line  # noqa: E402
 
 TAG = "stability/delta_s"
 SHORT = {"FetchReach": "FReach", "FetchPush": "FPush", "FetchPickAndPlace": "FPandP", "FetchSlide": "FSlide",
@@ -47,11 +46,4 @@ def delta_s_table(runs, budget=10**12, methods=None) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="an experiment's log folder, e.g. experiments/sher-vs-ddpg-push")
-    parser.add_argument("--budget", type=int, default=10**12, help="use the epochs up to this env step")
-    args = parser.parse_args()
-    runs = load_runs(args.folder)
-    if not runs:
-        raise SystemExit(f"error: no finished runs under {args.folder}")
-    print(delta_s_table(runs, args.budget))
+    table_from_command_line(__doc__.splitlines()[0], "experiments/sher-vs-ddpg-push", delta_s_table)

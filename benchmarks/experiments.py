@@ -127,6 +127,12 @@ TWELVE_CONDITIONS = {f"{prey}-{spawn}": f"--prey {prey} --spawn {spawn}"  # the 
 RANDOM_RANDOM = {"random-random": TWELVE_CONDITIONS["random-random"]}
 FAST_STOPPING = f"{FAST} --stop-at-success 0.95"
 PAPER_STOP = "runs stop at 95% success, the paper's at 1.3 x the step of their first 100% success"
+
+
+def random_random_cut(budget: int, paper_seeds: int = 16) -> str:
+    """What a one-condition (random prey / random spawn) study cuts from the paper's grid."""
+    return (f"11 of the 12 conditions; 3 seeds, not {paper_seeds}; {budget:,} env steps per run, not 1,000,000; "
+            f"{PAPER_STOP}")
 SRATIOS = ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
 TARGETED_SRATIOS = ["0.2", "0.4", "0.6", "0.8"]
 FETCH_HARD = {"pickandplace": "--env-id FetchPickAndPlace-v4", "slide": "--env-id FetchSlide-v4"}
@@ -201,7 +207,7 @@ EXPERIMENTS = [
                "spawn, fast configuration, runs stop at 95% success",
         methods=with_and_without_her("--learning-rate", ["3e-3", "3e-4", "3e-5"], "lr"),
         conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
-        cut=f"11 of the 12 conditions; 3 seeds, not 4; 300,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
+        cut=random_random_cut(300_000, paper_seeds=4)),
     Experiment(
         name="ppo-her-strategy-fast",
         figure="PPO-HER paper Fig. A1: HER strategy final / future / episode x relabelled copies k = 1, 2, 4, 8, "
@@ -209,31 +215,28 @@ EXPERIMENTS = [
         methods={f"{strategy}_k{k}": f"ppo_her --her-strategy {strategy} --her-k {k}"
                  for strategy in ("final", "future", "episode") for k in (1, 2, 4, 8)},
         conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, seeds=3,
-        cut=f"11 of the 12 conditions; 3 seeds, not 16; 150,000 env steps per run, not 1,000,000; "
-            f"{PAPER_STOP}"),
+        cut=random_random_cut(150_000)),
     Experiment(
         name="ppo-her-radius-fast",
         figure="PPO-HER paper Fig. A2: capture radius 1 / 0.5 / 0.2 / 0.1, with and without HER, random prey / "
                "random spawn, fast configuration, runs stop at 95% success",
         methods=with_and_without_her("--radius", ["1", "0.5", "0.2", "0.1"], "radius"),
         conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
-        cut=f"11 of the 12 conditions; 3 seeds, not 16; 300,000 env steps per run, not 1,000,000; "
-            f"{PAPER_STOP}"),
+        cut=random_random_cut(300_000)),
     Experiment(
         name="ppo-her-box-fast",
         figure="PPO-HER paper Fig. A3: box half-width 10 / 20 / 30 / 40 / 50 (20-step episodes throughout), with "
                "and without HER, random prey / random spawn, fast configuration, runs stop at 95% success",
         methods=with_and_without_her("--grid-size", ["10", "20", "30", "40", "50"], "box"),
         conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
-        cut=f"11 of the 12 conditions; 3 seeds, not 16; 300,000 env steps per run, not 1,000,000; "
-            f"{PAPER_STOP}"),
+        cut=random_random_cut(300_000)),
     Experiment(
         name="ppo-her-dims-fast",
         figure="PPO-HER paper Figs. A4-A5: 2 to 6 dimensions, with (A4) and without (A5) HER, random prey / random "
                "spawn, fast configuration, runs stop at 95% success",
         methods=with_and_without_her("--num-dims", ["2", "3", "4", "5", "6"], "dims"),
         conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=300_000, seeds=3,
-        cut=f"11 of the 12 conditions; 3 seeds, not 4; 300,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
+        cut=random_random_cut(300_000, paper_seeds=4)),
     Experiment(
         name="off-policy-predator-prey",
         figure="PPO-HER paper Figs. 1-2 (its SAC + HER curves): her_ddpg.py and sher.py with their Predator-Prey "

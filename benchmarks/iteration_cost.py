@@ -9,7 +9,6 @@ to the same step budget (no early stop). Wall-clock seconds depend on what else 
 
     python benchmarks/iteration_cost.py experiments/meher-paper-defaults
 """
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plot_results import format_ci, iqm_ci  # noqa: E402
-from run_logs import load_runs  # noqa: E402
+from run_logs import table_from_command_line  # noqa: E402
 
 PER_ITERATION = "charts/SPS"
 
@@ -64,11 +63,4 @@ def cost_table(runs, budget=10**12, methods=None, conditions=None) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="an experiment's log folder, e.g. experiments/meher-paper-defaults")
-    parser.add_argument("--budget", type=int, default=10**12, help="use each run up to this env step")
-    args = parser.parse_args()
-    runs = load_runs(args.folder)
-    if not runs:
-        raise SystemExit(f"error: no finished runs under {args.folder}")
-    print(cost_table(runs, args.budget))
+    table_from_command_line(__doc__.splitlines()[0], "experiments/meher-paper-defaults", cost_table)

@@ -101,3 +101,17 @@ def first_crossing(curve: Curve, threshold: float) -> tuple[float, float]:
     """(env steps, seconds) of the first point at or above `threshold`; (nan, nan) if there is none."""
     hit = np.flatnonzero(curve.values >= threshold - 1e-6)  # the logs hold float32: 0.9 -> 0.8999999
     return (float(curve.steps[hit[0]]), float(curve.seconds[hit[0]])) if hit.size else (np.nan, np.nan)
+
+
+def table_from_command_line(description: str, example: str, table) -> None:
+    """The command line of an analysis tool: `tool.py FOLDER [--budget N]` prints table(runs, budget)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", help=f"an experiment's log folder, e.g. {example}")
+    parser.add_argument("--budget", type=int, default=10**12, help="use each run up to this env step")
+    args = parser.parse_args()
+    runs = load_runs(args.folder)
+    if not runs:
+        raise SystemExit(f"error: no finished runs under {args.folder}")
+    print(table(runs, args.budget))
