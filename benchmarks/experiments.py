@@ -7,11 +7,13 @@
 A definition says which script runs, with which flags (the methods compared x the conditions they are compared
 on), how many seeds, the env-step budget, which TensorBoard scalar and threshold summarise a run, and which paper
 figure it reproduces. `run` starts every run that has not finished: each run is one Ray task that runs the
-script's own command line (`python algorithms/<script>.py <flags> --seed S --exp-name <run id>`) in a temporary
-folder and sends the run's log folder back, to experiments/NAME/<run id>/ here. Without --address the runs go to
-a Ray instance started for this command on this machine, listening on 127.0.0.1 only; with --address they go to
-a running Ray cluster. `report` prints the IQM and 95% bootstrap intervals across seeds and writes the table and
-the learning curves to docs/results/NAME/. See docs/experiments.md.
+script's own command line (`python algorithms/<script>.py <flags> --seed S --exp-name <run id>`) in a work
+folder of its own and sends the run's log folder back, to experiments/NAME/<run id>/ here. The script writes a
+checkpoint there regularly; an interrupted or failed run keeps its work folder, and the next `run` resumes it
+from that checkpoint. Without --address the runs go to a Ray instance started for this command on this machine,
+listening on 127.0.0.1 only; with --address they go to a running Ray cluster. `report` prints the IQM and 95%
+bootstrap intervals across seeds and writes the table and the learning curves to docs/results/NAME/. See
+docs/experiments.md.
 """
 import argparse
 import contextlib
@@ -42,6 +44,9 @@ if __name__ == "__main__":  # a definitions file's `from experiments import Expe
     sys.modules.setdefault("experiments", sys.modules["__main__"])
 
 THREADED_SCRIPTS = ("her_ddpg", "sher")  # the scripts with a --torch-threads flag
+# --checkpoint-every of each script's runs: PPO iterations (10 take about a minute at the paper defaults, seconds in
+# the fast configuration, whose checkpoint is 0.3 MB) or her_ddpg / sher epochs (a few minutes on Fetch)
+CHECKPOINT_EVERY = {"ppo_her": 10, "meher": 10, "ppo_her_2_ppo": 10, "her_ddpg": 1, "sher": 1}
 ANALYSES = ("sratio", "iteration_cost", "delta_s")
 LABEL_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -101,7 +106,9 @@ class Run:
         """The command line, as a user would type it from the repository root."""
         threads = ["--torch-threads", str(cpus)] if (self.script in THREADED_SCRIPTS
                                                      and "--torch-threads" not in self.flags) else []
-        return ["python", f"algorithms/{self.script}.py", *self.flags, "--seed", str(self.seed),
+        every = CHECKPOINT_EVERY.get(self.script) if "--checkpoint-every" not in self.flags else None
+        checkpoints = ["--checkpoint-every", str(every)] if every else []  # not part of the run id
+        return ["python", f"algorithms/{self.script}.py", *self.flags, *checkpoints, "--seed", str(self.seed),
                 "--exp-name", self.run_id, *threads]
 
 
@@ -406,8 +413,9 @@ def start_ray(address: str | None):
     settings = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     with captured_stderr() as messages:  # Ray's C++ side repeats each failed connection attempt on stderr
         try:
-            if address is None:
-                ray.init(address="local", num_cpus=os.cpu_count(), **settings)
+            if address is None:  # its processes ignore Ctrl-C and hang-ups: the driver stops the runs in order
+                with ignored_signals(signal.SIGINT, signal.SIGHUP):
+                    ray.init(address="local", num_cpus=os.cpu_count(), **settings)
             else:
                 ray.init(address=address, **settings)
             error = None
@@ -421,6 +429,18 @@ def start_ray(address: str | None):
     hint = " (give the driver the cluster's token: RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)" if any(
         "AuthToken" in r for r in reasons) else ""
     raise BadInput(f"could not start or join {where}: {(reasons or str(error).strip().splitlines())[-1]}{hint}")
+
+
+@contextlib.contextmanager
+def ignored_signals(*signals):
+    """In the block, `signals` are ignored, also by the processes started in it (an inherited disposition)."""
+    main = threading.current_thread() is threading.main_thread()  # the only thread that may set handlers
+    previous = [signal.signal(number, signal.SIG_IGN) for number in signals] if main else []
+    try:
+        yield
+    finally:
+        for number, handler in zip(signals, previous):
+            signal.signal(number, handler)
 
 
 @contextlib.contextmanager
@@ -449,9 +469,11 @@ def node_cpus(ray) -> list[float]:
 # One run: the Ray task
 # ---------------------------------------------------------------------------------------------------------------
 # The script is started through this tiny program, which asks Linux to kill it if the task's worker process dies
-# (a cancelled or lost task leaves no orphan training run), then becomes `python algorithms/<script>.py ...`.
+# (a cancelled or lost task leaves no orphan training run), unblocks Ctrl-C (SIGINT, which Ray's worker blocks and
+# would pass on blocked), then becomes `python algorithms/<script>.py ...`.
 EXEC_WITH_PARENT_DEATH_SIGNAL = (
     "import ctypes, os, signal, sys\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])\n"
     "try:\n"
     "    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
     "except (OSError, AttributeError):\n"
@@ -461,12 +483,15 @@ EXEC_WITH_PARENT_DEATH_SIGNAL = (
     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n")
 
 
-def execute_run(argv: list, code: dict, cpus: int) -> dict:
-    """Runs `argv` (`python algorithms/<script>.py ...`) in a fresh temporary folder holding `code` (the scripts
-    and the env package), with `cpus` threads; returns its exit code, seconds, and the folder's output as tar.gz
-    bytes. The folder is deleted afterwards, also when the task is cancelled."""
+def execute_run(argv: list, code: dict, cpus: int, workdir: str, grace_seconds: float = 20.0) -> dict:
+    """Runs `argv` (`python algorithms/<script>.py ...`) in `workdir` (a relative one: under this node's temporary
+    folder) holding `code` (the scripts and the env package), with `cpus` threads; returns its exit code, seconds,
+    and the folder's output as tar.gz bytes. A checkpoint left in the folder by an earlier attempt is resumed. The
+    folder is deleted afterwards unless the run did not finish and has a checkpoint; a cancelled task first sends
+    the script Ctrl-C, which makes it write its checkpoint, and kills it after `grace_seconds`."""
     import io
     import os
+    import shutil
     import signal
     import socket
     import subprocess
@@ -475,37 +500,84 @@ def execute_run(argv: list, code: dict, cpus: int) -> dict:
     import tempfile
     import time
 
-    with tempfile.TemporaryDirectory(prefix="hindsight-run-") as workdir:
-        for relative, data in code.items():
-            os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
-            with open(os.path.join(workdir, relative), "wb") as f:
-                f.write(data)
-        threads = str(cpus)
-        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   PYTHONUNBUFFERED="1", RUN_PARENT_PID=str(os.getpid()),
-                   PYTHONPATH=os.pathsep.join(p for p in (workdir, os.environ.get("PYTHONPATH")) if p))
-        started = time.time()
-        with open(os.path.join(workdir, "console.log"), "wb") as console:
-            process = subprocess.Popen([sys.executable, "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, *argv[1:]], cwd=workdir,
-                                       env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ray's cancel raises KeyboardInterrupt only with this
+    workdir = os.path.join(tempfile.gettempdir(), workdir)  # an absolute workdir stays as it is
+    os.makedirs(workdir, exist_ok=True)
+    resume = resume_flags(workdir, code, argv[1])
+    afresh = not resume and os.path.isdir(os.path.join(workdir, "runs"))  # an attempt left no checkpoint to resume
+    if afresh:
+        shutil.rmtree(os.path.join(workdir, "runs"))
+    for relative, data in code.items():
+        os.makedirs(os.path.dirname(os.path.join(workdir, relative)), exist_ok=True)
+        with open(os.path.join(workdir, relative), "wb") as f:
+            f.write(data)
+    threads = str(cpus)
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+               PYTHONUNBUFFERED="1", RUN_PARENT_PID=str(os.getpid()),
+               PYTHONPATH=os.pathsep.join(p for p in (workdir, os.environ.get("PYTHONPATH")) if p))
+
+    def attempt(extra: list, note: str) -> tuple[int, bytes]:
+        """The script's exit code and what it printed; console.log keeps what earlier attempts printed."""
+        with open(os.path.join(workdir, "console.log"), "ab") as console:
+            console.write(f"experiments.py: {note}\n".encode() if note else b"")
+            console.flush()
+            begin = console.tell()
+            process = subprocess.Popen([sys.executable, "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, *argv[1:], *extra],
+                                       cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=console,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 while process.poll() is None:
                     time.sleep(0.2)  # polling, not wait(): a cancel's KeyboardInterrupt lands here at once
             except BaseException:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the script ends its iteration with a checkpoint
+                try:
+                    process.wait(grace_seconds)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
                 raise
-        seconds = time.time() - started
-        archive = io.BytesIO()
-        # a finished run's checkpoint (13 MB at the PPO paper defaults) is of no further use: leave it behind
-        skip_checkpoint = lambda info: None if process.returncode == 0 and info.name.endswith("checkpoint.pt") else info  # noqa: E731
-        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-            for name in sorted(os.listdir(workdir)):
-                if name not in {os.path.dirname(relative) for relative in code}:
-                    tar.add(os.path.join(workdir, name), arcname=name, filter=skip_checkpoint)
-    return dict(returncode=process.returncode, seconds=seconds, node=socket.gethostname(), workdir=workdir,
-                archive=archive.getvalue())
+        with open(os.path.join(workdir, "console.log"), "rb") as console:
+            console.seek(begin)
+            return process.returncode, console.read()
+
+    started = time.time()
+    returncode, output = attempt(resume, f"resuming from {resume[1]}/checkpoint.pt" if resume else
+                                 "no checkpoint of these scripts to resume: starting afresh" if afresh else "")
+    # a one-line error after --resume is the script refusing the checkpoint (corrupt, or at the end of the budget):
+    # the same flags were accepted without it
+    if resume and returncode != 0 and b"\nerror: " in b"\n" + output:
+        shutil.rmtree(os.path.join(workdir, "runs"), ignore_errors=True)
+        returncode, _ = attempt([], "the checkpoint was refused: starting afresh")
+    seconds = time.time() - started
+    archive = io.BytesIO()
+    skip_checkpoint = lambda info: None if info.name.endswith("checkpoint.pt") else info  # noqa: E731 (stays here)
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name in sorted(os.listdir(workdir)):
+            if name not in {os.path.dirname(relative) for relative in code}:
+                tar.add(os.path.join(workdir, name), arcname=name, filter=skip_checkpoint)
+    if returncode == 0 or not resume_flags(workdir, code, argv[1]):
+        shutil.rmtree(workdir)
+    return dict(returncode=returncode, seconds=seconds, node=socket.gethostname(), workdir=workdir,
+                resumed=bool(resume), archive=archive.getvalue())
+
+
+def resume_flags(workdir: str, code: dict, script: str) -> list:
+    """`--resume runs/<folder>` when `workdir` holds one run folder with a checkpoint.pt, left by the same
+    `script` and env code as in `code` (the files of the earlier attempt are still there); otherwise none."""
+    import glob
+    import os
+
+    def unchanged(relative: str) -> bool:
+        path = os.path.join(workdir, relative)
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as f:
+            return f.read() == code[relative]
+
+    checkpoints = glob.glob(os.path.join(glob.escape(workdir), "runs", "*", "checkpoint.pt"))
+    if len(checkpoints) != 1 or not all(unchanged(r) for r in code if r == script or r.startswith("envs")):
+        return []
+    return ["--resume", os.path.relpath(os.path.dirname(checkpoints[0]), workdir)]
 
 
 def code_snapshot() -> dict:
@@ -536,7 +608,8 @@ def save_run(run: Run, result: dict, folder: Path, info: dict) -> Path:
         shutil.rmtree(incoming / "runs")
         info.update(env_id=logs[0].name.split("__")[0], tensorboard_run_name=logs[0].name)
     info.update(returncode=result.get("returncode"), wall_seconds=round(result.get("seconds", 0.0), 1),
-                node=result.get("node"), workdir=result.get("workdir"), error=result.get("error"),
+                node=result.get("node"), workdir=result.get("workdir"), resumed=result.get("resumed"),
+                error=result.get("error"),
                 ended=time.strftime("%Y-%m-%dT%H:%M:%S"))
     (incoming / (MARKER if result.get("returncode") == 0 else FAILED)).write_text(json.dumps(info, indent=1) + "\n")
     target = folder / run.run_id
@@ -583,8 +656,12 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
     runs = experiment.runs(seeds)
     todo = [run for run in runs if not is_finished(folder, run)]
     if dry_run:
-        for run in todo:
-            print(f"OMP_NUM_THREADS={cpus} {shlex.join(run.argv(cpus))}")
+        code = code_snapshot()
+        for run in todo:  # the --resume a run would get here (on a cluster, its node would know)
+            workdir = Path(work_folder(folder, run, address))
+            resume = resume_flags(str(workdir), code, run.argv(cpus)[1]) if address is None else []
+            resume = [resume[0], str(workdir / resume[1])] if resume else []  # typed from the repository root
+            print(f"OMP_NUM_THREADS={cpus} {shlex.join(run.argv(cpus) + resume)}")
         print(f"# {experiment.name}: {len(todo)} of {len(runs)} runs to run, {len(runs) - len(todo)} finished")
         return 0
     if not todo:
@@ -594,12 +671,22 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
         address = resolve_address(address)
     ray = start_ray(address)
     try:
-        return run_on_ray(ray, experiment, todo, cpus, folder, len(runs))
+        return run_on_ray(ray, experiment, todo, cpus, folder, len(runs), address)
     finally:
         ray.shutdown()
+        with contextlib.suppress(OSError):
+            (folder / ".work").rmdir()  # once no run has a work folder left
 
 
-def run_on_ray(ray, experiment, todo, cpus, folder, total) -> int:
+def work_folder(folder: Path, run: Run, address: str | None) -> str:
+    """Where a run's task works (kept while the run has a checkpoint to resume): beside the logs on this machine,
+    or, on a cluster, under the temporary folder of the node that runs it (relative: execute_run completes it)."""
+    if address is None:
+        return str((folder / ".work" / run.run_id).resolve())
+    return os.path.join("hindsight-runs", run.experiment, run.run_id)
+
+
+def run_on_ray(ray, experiment, todo, cpus, folder, total, address=None) -> int:
     from tqdm import tqdm
 
     cpus_of_nodes = node_cpus(ray)
@@ -617,7 +704,7 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total) -> int:
     common = dict(experiment=experiment.name, cpus_per_run=cpus, git_commit=git_commit(),
                   code_sha256=hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(code.items()))).hexdigest())
     task = ray.remote(num_cpus=cpus)(execute_run)
-    pending = {task.remote(run.argv(cpus), code_ref, cpus): run for run in todo}
+    pending = {task.remote(run.argv(cpus), code_ref, cpus, work_folder(folder, run, address)): run for run in todo}
     print(f"{experiment.name}: {len(todo)} of {total} runs to run, {capacity} at a time; logs in {folder}",
           flush=True)
     done, failed = [], []
@@ -641,8 +728,11 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total) -> int:
     except KeyboardInterrupt:
         bar.close()
         cancel(ray, list(pending))
-        print(f"interrupted: {len(done)} runs finished and kept, {len(failed)} failed, {len(pending)} stopped; "
-              f"`run {experiment.name}` again runs the rest", file=sys.stderr)
+        resumable = "those with a checkpoint on their node" if address else sum(
+            bool(resume_flags(work_folder(folder, run, None), code, run.argv(cpus)[1])) for run in pending.values())
+        print(f"interrupted: {len(done)} runs finished and kept, {len(failed)} failed, {len(pending)} stopped "
+              f"({resumable} will resume from their checkpoint); `run {experiment.name}` again runs the rest",
+              file=sys.stderr)
         return 130
     bar.close()
     print(f"{experiment.name}: {len(done)} runs finished, {len(failed)} failed ({folder})")
@@ -654,9 +744,10 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total) -> int:
     return 1 if failed else 0
 
 
-def cancel(ray, refs, grace_seconds=10.0):
-    """Cancel the runs still going: first politely (the task kills its script and deletes its folder), then by
-    killing the workers of those that have not ended after `grace_seconds`."""
+def cancel(ray, refs, grace_seconds=30.0):
+    """Cancel the runs still going: first politely (the task sends its script Ctrl-C, which writes a checkpoint,
+    and kills it if it has not ended within 20 s), then by killing the workers of those that have not ended after
+    `grace_seconds`."""
     for ref in refs:
         try:
             ray.cancel(ref)

@@ -65,18 +65,35 @@ class Run:
 
 
 def read_scalars(folder) -> dict:
-    """{tag: Curve} of every scalar in the TensorBoard log in `folder`."""
+    """{tag: Curve} of every scalar in the TensorBoard log in `folder`; the seconds of a resumed run leave out the
+    time between its attempts."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     events.Reload()
     start = events.FirstEventTimestamp()
+    pauses = pauses_between_attempts(folder)
     curves = {}
     for tag in events.Tags()["scalars"]:
         points = events.Scalars(tag)
+        wall = np.array([p.wall_time for p in points])
+        paused = sum((wall >= resumed) * seconds for resumed, seconds in pauses)
         curves[tag] = Curve(np.array([p.step for p in points]), np.array([p.value for p in points], float),
-                            np.array([p.wall_time - start for p in points]))
+                            wall - start - paused)
     return curves
+
+
+def pauses_between_attempts(folder) -> list[tuple[float, float]]:
+    """(when an attempt began, seconds since the previous one's last event) for every attempt of a resumed run but
+    the first: each attempt writes an events file of its own into the same folder."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    files = sorted(Path(folder).glob("events.out.tfevents.*"))
+    if len(files) < 2:
+        return []
+    spans = sorted((times[0], times[-1]) for times in
+                   ([event.wall_time for event in EventFileLoader(str(path)).Load()] for path in files) if times)
+    return [(begin, max(0.0, begin - end)) for (_, end), (begin, _) in zip(spans, spans[1:])]
 
 
 def read_marker(folder) -> dict | None:

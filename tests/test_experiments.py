@@ -3,6 +3,7 @@
 The tiny experiments here (two-iteration ppo_her.py runs of a few seconds) go through the real command line and a
 real Ray: embedded on this machine, or a `ray start --head` the test starts and stops itself. All traffic stays on
 127.0.0.1."""
+import io
 import ipaddress
 import json
 import os
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,15 +30,17 @@ TINY = "--num-envs 4 --num-steps 64 --hidden-size 16"  # 512 env steps: two PPO 
 DEFINITIONS = f'''
 from experiments import Experiment
 
-def tiny(name, methods, seeds=2, budget=512):
+def tiny(name, methods, seeds=2, budget=512, flags=""):
     return Experiment(name=name, figure="a test", methods=methods, conditions={{"rr": "--prey random --spawn random"}},
-                      flags="{TINY}", budget=budget, seeds=seeds)
+                      flags="{TINY} " + flags, budget=budget, seeds=seeds)
 
 EXPERIMENTS = [
     tiny("tiny", {{"her": "ppo_her", "ppo": "ppo_her --no-her"}}),
     tiny("tiny-bad", {{"her": "ppo_her", "bad": "ppo_her --no-such-flag 3"}}, seeds=1),
     tiny("tiny-one", {{"her": "ppo_her"}}),
     tiny("tiny-slow", {{"her": "ppo_her"}}, seeds=3, budget=200_000),
+    tiny("tiny-resume", {{"her": "ppo_her"}}, seeds=1, budget=40 * 256,  # 40 iterations, a checkpoint after each
+         flags="--minibatch-size 256 --checkpoint-every 1"),
 ]
 '''
 
@@ -137,7 +141,8 @@ def flag_set(run, cpus) -> set:
 
 
 def test_definitions_keep_the_flags_of_the_old_bash_runners():
-    """The definitions run the same command lines as benchmarks/*.sh did (same flags, seeds and budgets)."""
+    """The definitions run the same command lines as benchmarks/*.sh did (same flags, seeds and budgets), plus the
+    runner's --checkpoint-every."""
     table = experiments.check_definitions(experiments.EXPERIMENTS)
     fast = {"--hidden-size 64", "--num-envs 32", "--num-steps 64", "--minibatch-size 256"}
 
@@ -147,24 +152,29 @@ def test_definitions_keep_the_flags_of_the_old_bash_runners():
 
     assert one("ppo-vs-ppo-her", "ppo", "repel-random", 3) == ("ppo_her", {
         "--prey repel", "--spawn random", "--seed 3", "--total-timesteps 300000", "--stop-at-success 0.95",
-        "--no-her"})
+        "--no-her", "--checkpoint-every 10"})
     assert one("meher-paper-defaults", "meher0.6targeted", "random-random", 2) == ("meher", {
         "--prey random", "--spawn random", "--seed 2", "--total-timesteps 300000", "--stop-at-success 0.95",
-        "--s-ratio 0.6", "--failure targeted"})
+        "--s-ratio 0.6", "--failure targeted", "--checkpoint-every 10"})
     assert one("meher-sratio-sweep-fast", "meher0.3", "straight_away-apart", 1) == ("meher", fast | {
         "--prey straight_away", "--spawn apart", "--seed 1", "--total-timesteps 150000", "--s-ratio 0.3",
-        "--failure random"})
+        "--failure random", "--checkpoint-every 10"})
     assert one("sher-vs-ddpg-push", "her_ddpg", "push", 2) == ("her_ddpg", {
-        "--env-id FetchPush-v4", "--seed 2", "--torch-threads 2", "--total-timesteps 640000"})
+        "--env-id FetchPush-v4", "--seed 2", "--torch-threads 2", "--total-timesteps 640000", "--checkpoint-every 1"})
     assert one("sher-alpha-push", "sher_alpha0.1", "push", 1) == ("sher", {
-        "--env-id FetchPush-v4", "--seed 1", "--torch-threads 2", "--total-timesteps 320000", "--alpha 0.1"})
+        "--env-id FetchPush-v4", "--seed 1", "--torch-threads 2", "--total-timesteps 320000", "--alpha 0.1",
+        "--checkpoint-every 1"})
 
 
 def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
-    """A run's identity: method, condition, seed and a hash of script + flags; the CPUs given to it are not part."""
+    """A run's identity: method, condition, seed and a hash of script + flags; the CPUs given to it and the runner's
+    --checkpoint-every are not part (runs finished before it was added keep their ids)."""
     e = experiments.check_definitions(experiments.EXPERIMENTS)["sher-vs-ddpg-push"]
     run = e.runs()[0]
     assert run.run_id.startswith("her_ddpg-push-s1-") and run.run_id in run.argv(1) and run.run_id in run.argv(2)
+    assert "--checkpoint-every" in run.argv(1) and "--checkpoint-every" not in run.flags
+    assert experiments.check_definitions(experiments.EXPERIMENTS)["ppo-vs-ppo-her"].runs()[0].run_id == \
+        "ppo_her-random-random-s1-088b5be9"  # the id docs/experiments.md shows, from before checkpoints
     longer = experiments.replace(e, budget=e.budget + 1).runs()[0]
     assert longer.run_id != run.run_id and longer.run_id.rsplit("-", 1)[0] == run.run_id.rsplit("-", 1)[0]
 
@@ -307,6 +317,7 @@ def test_dry_run_prints_the_commands_and_runs_nothing(workspace, tmp_path):
     out = cli(workspace, "run", "tiny", "--dry-run", "--seeds", "3", logs=tmp_path / "logs")
     commands = [line for line in out.stdout.splitlines() if "algorithms/ppo_her.py" in line]
     assert out.returncode == 0 and len(commands) == 6 and "--seed 3" in commands[-1] and "--no-her" in commands[-1]
+    assert all("--checkpoint-every 10 " in c and "--resume" not in c for c in commands)
     assert not (tmp_path / "logs").exists()
 
 
@@ -335,8 +346,9 @@ def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(
     for name, marker in done.items():
         assert list((workspace / "logs" / "tiny" / name).glob("events.out.tfevents.*")), name
         assert marker["returncode"] == 0 and marker["command"].endswith(f"--exp-name {name}")
-        assert not Path(marker["workdir"]).exists()  # the task's temporary folder is gone
+        assert not Path(marker["workdir"]).exists()  # the task's work folder is gone
         assert not list((workspace / "logs" / "tiny" / name).glob("checkpoint.pt*"))  # a finished run needs none
+    assert not (workspace / "logs" / "tiny" / ".work").exists()  # every work folder deleted
     assert seen and all(is_loopback(a) for a in seen), seen  # Ray did listen, and only on loopback
 
 
@@ -365,6 +377,7 @@ def test_a_failing_run_is_named_and_does_not_stop_the_others(workspace):
     assert good.startswith("her-")
     (failed,) = folder.glob("bad-*/failed.json")
     assert re.search(rf"failed: {failed.parent.name} \(exit [1-9]\d*\)", out.stderr) and "no-such-flag" in out.stderr
+    assert not (folder / ".work").exists()  # a failed run without a checkpoint keeps no work folder
 
 
 def test_report_prints_iqm_table_and_writes_curves(workspace, tiny_runs):
@@ -394,6 +407,83 @@ def test_ctrl_c_stops_the_runs_keeps_what_finished_and_exits_130(workspace):
     time.sleep(1)
     assert not [pid for pid in scripts if Path(f"/proc/{pid}").exists()]  # no orphan training run
     assert markers(workspace / "logs" / "tiny-slow") == {}  # 200,000-step runs cannot have finished
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(workspace, tmp_path):
+    """Ctrl-C after a run's first checkpoint: the script writes its checkpoint and stops (exit 130), the driver says
+    it will resume, --dry-run shows the --resume it gets; the next `run` resumes it into the same TensorBoard log
+    (each step once, the first ones from the first attempt, the pause left out of its seconds) and console.log, and
+    it ends with exactly the scalars of the same command run without a stop."""
+    from conftest import only_run, run_script
+    from run_logs import pauses_between_attempts, read_scalars
+
+    folder = workspace / "logs" / "tiny-resume"
+    process = subprocess.Popen(command(workspace, "run", "tiny-resume"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(folder.glob(".work/*/runs/*/checkpoint.pt")):
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130 and "(1 will resume from their checkpoint)" in stderr, stderr
+    (workdir,) = (folder / ".work").iterdir()
+    assert "interrupted by Ctrl-C" in (workdir / "console.log").read_text()  # stopped in order, not at its budget
+    dry = cli(workspace, "run", "tiny-resume", "--dry-run")
+    assert "--checkpoint-every 1 " in dry.stdout and f"--resume {workdir}/runs/PredatorPrey-v0__" in dry.stdout
+
+    again = cli(workspace, "run", "tiny-resume")
+    assert again.returncode == 0, again.stderr
+    ((name, marker),) = markers(folder).items()
+    console = (folder / name / "console.log").read_text()
+    assert marker["resumed"] and "interrupted by Ctrl-C" in console and "experiments.py: resuming from runs/" in console
+    assert not (folder / ".work").exists()
+    resumed = read_scalars(folder / name)
+    success = resumed["charts/success_rate"]
+    assert list(success.steps) == [256 * i for i in range(1, 41)]  # every iteration's step once, in order
+    first_attempt = read_scalars(min((folder / name).glob("events.out.tfevents.*")))["charts/success_rate"]
+    assert first_attempt.steps[0] == 256 and len(first_attempt.steps) < 40
+    ((_, pause),) = pauses_between_attempts(folder / name)
+    assert max(np.diff(success.seconds)) < pause  # the seconds of a point do not count the pause before it
+
+    whole = run_script("ppo_her", tmp_path, *shlex.split(marker["command"])[3:])
+    assert whole.returncode == 0, whole.stderr
+    uninterrupted = read_scalars(only_run(tmp_path))
+    assert uninterrupted.keys() == resumed.keys()
+    for tag in set(resumed) - {"charts/SPS"}:  # PPO on Predator-Prey resumes bit-identically
+        assert np.array_equal(uninterrupted[tag].steps, resumed[tag].steps), tag
+        assert np.array_equal(uninterrupted[tag].values, resumed[tag].values), tag
+
+
+@pytest.mark.parametrize("case", ["corrupt checkpoint", "changed script"])
+def test_a_checkpoint_that_cannot_be_resumed_is_run_afresh(tmp_path, case):
+    """A work folder whose checkpoint the script refuses (here: corrupt) is run from scratch, and so is one left by
+    other scripts, without trying (a resumed run would be half old code); either way the run finishes, its
+    console.log keeps the earlier attempt's lines and says why, and its work folder is deleted."""
+    import tarfile
+
+    code = experiments.code_snapshot()
+    run = experiments.Run("tiny-one", "her", "rr", "ppo_her", (*shlex.split(TINY), "--total-timesteps", "512"), 1)
+    workdir = tmp_path / "work"
+    for relative, data in code.items():  # what the earlier attempt ran
+        (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / relative).write_bytes(data + (b"# changed\n" if case == "changed script" else b""))
+    stale = workdir / "runs" / f"PredatorPrey-v0__{run.run_id}__1__1"
+    stale.mkdir(parents=True)
+    (stale / "checkpoint.pt").write_bytes(b"not a checkpoint" if case == "corrupt checkpoint" else b"")
+    (workdir / "console.log").write_text("the earlier attempt\n")
+
+    result = experiments.execute_run(run.argv(1), code, 1, str(workdir))
+    assert result["returncode"] == 0 and not workdir.exists()
+    with tarfile.open(fileobj=io.BytesIO(result["archive"])) as tar:
+        console = tar.extractfile("console.log").read().decode()
+        logs = {Path(name).parts[1] for name in tar.getnames() if name.startswith("runs/")}
+    assert console.startswith("the earlier attempt\n") and "budget reached" in console, console
+    assert len(logs) == 1 and stale.name not in logs
+    if case == "corrupt checkpoint":
+        assert result["resumed"] and "\nerror: --resume" in console and "refused: starting afresh" in console
+    else:
+        assert not result["resumed"] and "error: --resume" not in console
+        assert "no checkpoint of these scripts to resume: starting afresh" in console
 
 
 # -- joining a Ray cluster ----------------------------------------------------------------------------------------
