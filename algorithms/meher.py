@@ -1,6 +1,6 @@
 # docs and experiment results: docs/meher.md
-# PPO-HER: PPO with Hindsight Experience Replay on the Predator-Prey goal task, in CleanRL's style. After each
-# rollout every episode fragment gets k relabelled copies whose goal is a position the predator reached; PPO then
+# PPO-HER: PPO with Hindsight Experience Replay on the Predator-Prey goal task or a Fetch task, in CleanRL's style.
+# After each rollout every episode fragment gets k relabelled copies whose goal is a position it reached; PPO then
 # updates on real and relabelled data together. `--no-her` gives plain PPO with the same hyperparameters.
 # Papers: Crowder, Clark, Hayes, Dann, "Hindsight Experience Replay Accelerates Proximal Policy Optimization",
 # arXiv 2410.22524 (the PPO-HER paper; "the released code" is its authors'); Andrychowicz et al., "Hindsight
@@ -28,9 +28,14 @@ import tyro
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-import envs as predator_prey  # noqa: F401  registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
+import envs as predator_prey  # registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
+
+with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
+    import gymnasium_robotics
+gym.register_envs(gymnasium_robotics)  # the Fetch tasks: FetchReach-v4, FetchPush-v4, FetchSlide-v4, ...
 
 HER_STRATEGIES = ("final", "episode", "future")
+PREDATOR_PREY_OPTIONS = ("prey", "spawn", "num_dims", "grid_size", "radius", "max_episode_steps")
 FAILURE_METHODS = ("random", "targeted")
 RESUMABLE = ("total_timesteps", "stop_at_success", "checkpoint_every", "resume", "save_model", "eval_episodes",
              "capture_video", "cuda")  # the flags that may differ when a run is resumed
@@ -57,9 +62,9 @@ class Args:
     resume: str = ""
     """a run folder (runs/{run_name}) to continue from its checkpoint.pt, with the run's own flags"""
 
-    # Environment (PredatorPrey-v0 options)
+    # Environment: PredatorPrey-v0 and its options, or a goal env such as FetchReach-v4 (no options)
     env_id: str = "PredatorPrey-v0"
-    """the id of the environment"""
+    """PredatorPrey-v0, or a gymnasium goal env with a vectorised compute_reward (FetchReach-v4, FetchPush-v4, ...)"""
     prey: str = "random"
     """prey behaviour: static, random, attract, repel, straight_away, random_direction"""
     spawn: str = "random"
@@ -110,6 +115,10 @@ class Args:
     """stop the update epochs once the approximate KL exceeds this"""
     hidden_size: int = 512
     """width of the 3 hidden tanh layers of the actor and of the critic"""
+    init_logstd: float = 0.0
+    """initial log standard deviation of the Gaussian policy (the PPO-HER paper's Fetch runs: log 0.6 = -0.51)"""
+    weight_decay: float = 0.0
+    """Adam's weight decay, an L2 penalty on the weights (the PPO-HER paper's Fetch runs: 1e-2 to 1e-5)"""
 
     # Hindsight relabelling
     her: bool = True
@@ -123,7 +132,7 @@ class Args:
     s_ratio: float = 0.5
     """target S-ratio D of the batch, in [0, 1] (0.5: maximum reward entropy; the MEHER paper compared at 0.6)"""
     failure: str = "random"
-    """failure goals: random (uniform in the box) or targeted (near miss, 1.1 x radius from the final position)"""
+    """failure goals: random (uniform in the box; Fetch: another episode's goal) or targeted (a near miss)"""
 
 
 def parse_args() -> Args:
@@ -145,7 +154,8 @@ def check_args(args: Args) -> dict:
     ranges = [
         (">= 1", lambda value: value >= 1, ["total_timesteps", "num_envs", "num_steps", "minibatch_size",
                                             "update_epochs", "hidden_size", "her_k"]),
-        (">= 0", lambda value: value >= 0, ["eval_episodes", "checkpoint_every", "ent_coef", "vf_coef"]),
+        (">= 0", lambda value: value >= 0, ["eval_episodes", "checkpoint_every", "ent_coef", "vf_coef",
+                                            "weight_decay"]),
         ("> 0", lambda value: value > 0, ["learning_rate", "clip_coef", "max_grad_norm", "target_kl"]),
         ("in [0, 1]", lambda value: 0 <= value <= 1, ["gamma", "gae_lambda"]),
     ]
@@ -153,12 +163,14 @@ def check_args(args: Args) -> dict:
         for name in names:
             if not is_valid(getattr(args, name)):
                 raise SystemExit(f"error: --{name.replace('_', '-')} must be {valid_range}, got {getattr(args, name)}")
+    predator_prey_flags = [f"--{name.replace('_', '-')}" for name in PREDATOR_PREY_OPTIONS
+                           if args.env_id != "PredatorPrey-v0" and getattr(args, name) != getattr(Args, name)]
     problems = {
         "--seed must be in [0, 2**32)": not 0 <= args.seed < 2**32,
         f"--exp-name must be a plain name (no '/'), got {args.exp_name!r}": "/" in args.exp_name or not args.exp_name,
         "--cuda: no CUDA device is available": args.cuda and not torch.cuda.is_available(),
         f"--her-strategy must be one of {', '.join(HER_STRATEGIES)}": args.her_strategy not in HER_STRATEGIES,
-        f"--env-id must be PredatorPrey-v0, got {args.env_id!r}": args.env_id != "PredatorPrey-v0",
+        f"{', '.join(predator_prey_flags)}: only for PredatorPrey-v0, not --env-id {args.env_id}": predator_prey_flags,
         f"--s-ratio must be in [0, 1], got {args.s_ratio}": not 0.0 <= args.s_ratio <= 1.0,
         f"--failure must be one of {', '.join(FAILURE_METHODS)}": args.failure not in FAILURE_METHODS,
         "--her-k must be 1: MEHER relabels each fragment exactly once": args.her_k != 1,
@@ -166,22 +178,62 @@ def check_args(args: Args) -> dict:
     for message, bad in problems.items():
         if bad:
             raise SystemExit(f"error: {message}")
-    make_env(args, 1).close()  # the env checks its own options
+    env = make_env(args, 0, render_mode="rgb_array" if args.capture_video else None)  # the env checks its options
+    space, rewards = env.observation_space, None
+    if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
+        raise SystemExit(f"error: --env-id {args.env_id} is not a goal env (observation, achieved_goal, desired_goal)")
+    with contextlib.suppress(Exception):  # relabelling scores a whole rollout in one call
+        goals = np.zeros((2, *space["desired_goal"].shape))
+        rewards = env.unwrapped.compute_reward(goals, goals, None)
+    if np.shape(rewards) != (2,):
+        raise SystemExit(f"error: --env-id {args.env_id}: its compute_reward is not vectorised (one reward per goal)")
+    if args.capture_video:  # MuJoCo draws offscreen only with MUJOCO_GL=egl or osmesa
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # GLFW warns there when it cannot
+                env.reset(seed=args.seed)
+                env.render()
+        except Exception:
+            raise SystemExit(f"error: --capture-video: {args.env_id} cannot draw here (set MUJOCO_GL=egl or osmesa)")
+    env.close()
     return load_checkpoint(args) if args.resume else None
 
 
 def make_env(args: Args, num_envs: int, render_mode=None):
-    """The batched Predator-Prey vector env, finished games restarting inside the step that ended them; or, with
-    num_envs = 0, one plain game."""
+    """`num_envs` envs stepped together, finished episodes restarting inside the step that ended them: the batched
+    Predator-Prey vector env, or gymnasium's vector env of a goal env (MuJoCo in subprocesses where num_envs > 1;
+    GoalVectorEnv restarts its episodes); num_envs = 0: one plain env. Besides the envs, Predator-Prey and Fetch
+    differ only in the rewards that end an episode (terminal_rewards) and in the inputs' normaliser (Agent)."""
     options = dict(prey=args.prey, spawn=args.spawn, num_dims=args.num_dims, grid_size=args.grid_size,
                    radius=args.radius, max_episode_steps=args.max_episode_steps, render_mode=render_mode)
     try:
+        if args.env_id != "PredatorPrey-v0" and num_envs == 0:
+            return gym.make(args.env_id, render_mode=render_mode)  # Fetch: cut at 50 steps by a TimeLimit
+        if args.env_id != "PredatorPrey-v0":
+            return GoalVectorEnv(gym.make_vec(args.env_id, num_envs, "async" if num_envs > 1 else "sync",
+                                              vector_kwargs=dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)))
         if num_envs == 0:
-            return gym.make(args.env_id, **options)
+            return predator_prey.PredatorPreyEnv(**options)  # gym.make's would add a TimeLimit
         return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                             autoreset_mode="same_step", **options)
+    except (gym.error.Error, ImportError, TypeError) as error:  # an unknown env id, or one without render_mode
+        raise SystemExit(f"error: --env-id {args.env_id}: {error}")
     except ValueError as error:
         raise SystemExit(f"error: {error}")
+
+
+class GoalVectorEnv(gym.vector.VectorWrapper):
+    """gymnasium's vector env (no autoreset) stepped like Predator-Prey's: an episode that ends restarts inside the
+    same step, its last observation in `final_obs`; `episode_steps` and `episode_return` describe each episode."""
+
+    episode_steps, episode_return = 0, 0.0
+
+    def step(self, actions):
+        final_obs, reward, terminations, truncations, infos = self.env.step(actions)
+        done, steps, returns = terminations | truncations, self.episode_steps + 1, self.episode_return + reward
+        obs = self.env.reset(options=dict(reset_mask=done))[0] if done.any() else final_obs
+        self.episode_steps, self.episode_return = np.where(done, 0, steps), np.where(done, 0.0, returns)
+        return obs, reward, terminations, truncations, dict(infos, final_obs=final_obs, episode_steps=steps,
+                                                            episode_return=returns)
 
 
 def load_checkpoint(args: Args) -> dict:
@@ -227,22 +279,36 @@ def mlp(in_size, hidden, out_size, out_std):
 
 
 class Agent(nn.Module):
-    """Separate actor and critic MLPs (3 x 512 tanh) on [observation, achieved_goal, desired_goal], divided by the
-    observation bounds: a fixed scale, not a running normaliser, so a relabelled goal is scaled like a real one."""
+    """Separate actor and critic MLPs (3 x 512 tanh) on [observation, achieved_goal, desired_goal], shifted and
+    scaled: Predator-Prey's inputs by their bounds, for good; unbounded ones (Fetch) by the running mean and standard
+    deviation of the real observations, moved only between iterations and clipped to +-5 (baselines' normaliser)."""
 
-    def __init__(self, obs_space, action_dim, hidden):
+    def __init__(self, obs_space, action_dim, hidden, init_logstd=0.0):
         super().__init__()
-        scale = np.concatenate([obs_space[key].high for key in ("observation", "achieved_goal", "desired_goal")])
-        self.register_buffer("obs_scale", torch.tensor(scale, dtype=torch.float32))
-        self.critic = mlp(len(scale), hidden, 1, out_std=1.0)
-        self.actor_mean = mlp(len(scale), hidden, action_dim, out_std=0.01)
-        self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))  # state-independent
+        high = np.concatenate([obs_space[key].high for key in ("observation", "achieved_goal", "desired_goal")])
+        self.running_normaliser = bool(np.isinf(high).any())
+        self.register_buffer("obs_shift", torch.zeros(len(high)))
+        self.register_buffer("obs_scale", torch.tensor(np.where(np.isinf(high), 1.0, high), dtype=torch.float32))
+        self.register_buffer("obs_moments", torch.zeros(3, len(high), dtype=torch.float64))  # count, sum, sum of x^2
+        self.critic = mlp(len(high), hidden, 1, out_std=1.0)
+        self.actor_mean = mlp(len(high), hidden, action_dim, out_std=0.01)
+        self.actor_logstd = nn.Parameter(torch.full((1, action_dim), init_logstd))  # state-independent
+
+    def normalise(self, x):
+        return ((x - self.obs_shift) / self.obs_scale).clamp(-5.0, 5.0)
+
+    @torch.no_grad()
+    def update_normaliser(self, x):  # shift, scale = mean, standard deviation (>= 0.01) of all real observations
+        self.obs_moments += torch.stack([torch.ones_like(x), x, x**2]).sum(1)
+        count, total, squares = self.obs_moments
+        self.obs_shift.copy_(total / count)
+        self.obs_scale.copy_((squares / count - (total / count) ** 2).clamp(min=1e-4).sqrt())
 
     def get_value(self, x):
-        return self.critic(x / self.obs_scale)
+        return self.critic(self.normalise(x))
 
     def get_action_and_value(self, x, action=None):
-        x = x / self.obs_scale
+        x = self.normalise(x)
         action_mean = self.actor_mean(x)
         probs = Normal(action_mean, self.actor_logstd.expand_as(action_mean).exp())
         if action is None:
@@ -251,7 +317,7 @@ class Agent(nn.Module):
 
 
 def flat_obs(obs: dict) -> np.ndarray:
-    return np.concatenate([obs["observation"], obs["achieved_goal"], obs["desired_goal"]], axis=-1)
+    return np.concatenate([obs["observation"], obs["achieved_goal"], obs["desired_goal"]], axis=-1, dtype=np.float32)
 
 
 def env_major(x: np.ndarray) -> np.ndarray:
@@ -277,7 +343,7 @@ def compute_gae(rewards, values, next_values, terminals, sequence_ends, gamma, l
 
 # ALGO LOGIC: HER Algorithm 1's replay with additional goals, r' = r(s_t, a_t, g') for g' from the strategy S (HER
 # Sec. 4.5: final, episode, future), applied to each rollout before its PPO update, as the PPO-HER paper does
-def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator) -> dict:
+def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator, terminal_rewards) -> dict:
     """k relabelled copies of every episode fragment of a rollout.
 
     `rollout` holds flat, env-major arrays; this reads `next_achieved_goal` (the predator position after the
@@ -303,27 +369,28 @@ def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random
         goal = rollout["next_achieved_goal"][goal_step][fragment]
         reward = compute_reward(rollout["next_achieved_goal"], goal, {"episode_steps": rollout["episode_steps"]})
         in_copy = np.arange(n) >= copy_start[fragment]
-        # Deliberate difference from the released code: a copy ends at its first hindsight success (reward +1,
-        # terminal), as the real task ends at a capture; the released code kept the steps after it.
-        first_success = np.full(len(ends), n)
-        success_steps = np.flatnonzero(in_copy & (reward > 0))
-        np.minimum.at(first_success, fragment[success_steps], success_steps)
-        last_step = np.minimum(first_success, ends)
+        # Deliberate difference from the released code: a copy ends at its first terminal step, such as a hindsight
+        # capture (+1), as the real task ends at a capture; the released code kept the steps after it. (Fetch has
+        # no terminal rewards: a copy runs to its fragment's end.)
+        terminal = np.isin(reward, terminal_rewards)
+        first_terminal = np.full(len(ends), n)
+        terminal_steps = np.flatnonzero(in_copy & terminal)
+        np.minimum.at(first_terminal, fragment[terminal_steps], terminal_steps)
+        last_step = np.minimum(first_terminal, ends)
         index = np.flatnonzero(in_copy & (np.arange(n) <= last_step[fragment]))
-        terminal = (reward[index] != 0)  # +1 hindsight capture or -1 failure step: both end the episode
         pieces.append(dict(index=index, goal=goal[index], reward=reward[index].astype(np.float32),
-                           terminal=terminal, copy_end=index == last_step[fragment[index]]))
+                           terminal=terminal[index], copy_end=index == last_step[fragment[index]]))
     return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
-def relabelled_batch(agent, obs, actions, copies, num_dims, gamma, lam, device) -> dict:
+def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, gamma, lam, device) -> dict:
     """The relabelled copies as PPO training data: observations with g' as desired goal, log pi(a|s,g') and V(s,g')
     recomputed under the rollout policy (no importance weights, as in the PPO-HER paper) and GAE per copy."""
     copy_obs = obs[copies["index"]].copy()
-    copy_obs[:, -num_dims:] = copies["goal"]
-    # next state of a copy's step: the next real step under the same goal (unused where the copy ends)
-    copy_next_obs = obs[np.minimum(copies["index"] + 1, len(obs) - 1)].copy()
-    copy_next_obs[:, -num_dims:] = copies["goal"]
+    copy_obs[:, -goal_dim:] = copies["goal"]
+    # next state of a copy's step: the real one after it (at a time limit the episode's last) under the same goal
+    copy_next_obs = next_obs[copies["index"]].copy()
+    copy_next_obs[:, -goal_dim:] = copies["goal"]
     copy_actions = actions[copies["index"]]
     with torch.no_grad():
         _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(copy_obs).to(device),
@@ -342,27 +409,37 @@ def reward_entropy(s_ratio: float) -> float:
 
 # ALGO LOGIC: MEHER's three steps, per rollout: (1) A = the real episodes' success rate, (2) one success copy with
 # probability N = clip(2D - A, 0, 1), else a failure copy, per fragment, (3) drop whole episodes until the S-ratio is D
-def failure_goals(next_achieved, fragment_end, method, radius, grid_size, compute_reward, rng) -> np.ndarray:
-    """A goal per fragment that none of its positions reaches: `random` uniform in the box [-G, G]^D, `targeted` (the
-    MEHER paper's near misses) 1.1 x radius from the fragment's final position in a random direction. Goals reached or
-    outside the box are redrawn; after 100 near misses (a predator dithering in a corner) a random goal is drawn."""
+def failure_goals(next_achieved, desired, fragment_end, method, radius, grid_size, compute_reward, rng) -> np.ndarray:
+    """A goal per fragment that none of its positions reaches: `random` uniform in the box [-G, G]^D, or where there
+    is no box (Fetch, G = inf) the desired goal of another fragment of the rollout, a draw from the env's own goals;
+    `targeted` (the MEHER paper's near misses) 1.1 x radius (Fetch: its distance_threshold) from the fragment's final
+    position in a random direction. Goals reached or outside the box are redrawn; after 100 near misses (a predator
+    dithering in a corner) a random goal is drawn. A Fetch fragment that reaches every other one's goal gets NaN."""
     ends = np.flatnonzero(fragment_end)
     fragment = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
     goals = np.zeros((len(ends), next_achieved.shape[1]), np.float32)
+    source = np.full(len(ends), -1)  # Fetch: the fragment whose desired goal is drawn
+    on_goal = compute_reward(next_achieved, next_achieved, None)  # the reward of a reached goal
     todo = np.arange(len(ends))
     for attempt in range(1000):
         if method == "targeted" and attempt < 100:
             direction = rng.standard_normal((len(todo), goals.shape[1]))
             norm = np.linalg.norm(direction, axis=1, keepdims=True)
             goals[todo] = next_achieved[ends[todo]] + 1.1 * radius * direction / norm
-        else:
+        elif np.isfinite(grid_size):
             goals[todo] = rng.uniform(-grid_size, grid_size, (len(todo), goals.shape[1]))
-        reached = compute_reward(next_achieved, goals[fragment]) > 0
+        else:
+            source[todo] = rng.integers(0, len(ends), len(todo))
+            goals[todo] = desired[ends[source[todo]]]
+        reached = compute_reward(next_achieved, goals[fragment], None) == on_goal
         todo = np.flatnonzero((np.bincount(fragment[reached], minlength=len(ends)) > 0)
-                              | (np.abs(goals) > grid_size).any(1))
+                              | (np.abs(goals) > grid_size).any(1) | (source == np.arange(len(ends))))
         if not todo.size:
             return goals
-    raise SystemExit("error: no failure goal exists: a fragment covers the whole box (grid-size too small?)")
+    if np.isfinite(grid_size):
+        raise SystemExit("error: no failure goal exists: a fragment covers the whole box (grid-size too small?)")
+    goals[todo] = np.nan  # no failure copy for these
+    return goals
 
 
 def keep_episodes(success: np.ndarray, s_ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -378,35 +455,41 @@ def keep_episodes(success: np.ndarray, s_ratio: float, rng: np.random.Generator)
     return keep
 
 
-def meher_relabel(rollout, s_ratio, failure, strategy, radius, grid_size, compute_reward, rng):
+def meher_relabel(rollout, s_ratio, failure, strategy, radius, grid_size, compute_reward, rng,
+                  terminal_rewards):
     """MEHER's copies (one per fragment) and which real steps stay in the batch. `rollout` as for relabel(), whose
-    `reward` and `terminal` this also reads. Returns the kept copies (relabel()'s format, in fragment order), a mask of
-    the kept real steps, the outcomes (True: success) of the batch's finished episodes and the number of episodes
-    dropped. Unfinished real fragments have no outcome yet: they are always kept and never counted."""
+    `reward`, `terminal`, `truncated` and `desired_goal` this also reads. Returns the kept copies (relabel()'s format,
+    in fragment order), a mask of the kept real steps, the outcomes (True: success) of the batch's finished episodes
+    and the number of episodes dropped. Unfinished real fragments have no outcome yet: they are always kept and never
+    counted."""
     fragment_end = rollout["fragment_end"]
     ends = np.flatnonzero(fragment_end)
     fragment = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
-    finished = rollout["terminal"][ends] > 0
-    real_success = rollout["reward"][ends] > 0
+    finished = (rollout["terminal"][ends] > 0) | rollout["truncated"][ends]
+    achieved = rollout["next_achieved_goal"][:1]
+    success_reward = compute_reward(achieved, achieved, None)  # the reward of a reached goal: +1, or 0 in Fetch
+    real_success = rollout["reward"][ends] == success_reward
     # 1. A = success fraction of the real episodes that ended in this rollout (none ended: A = D, so N = D)
     a = float(real_success[finished].mean()) if finished.any() else s_ratio
     # 2. a success copy with probability N = clip(2D - A, 0, 1), which makes (A + N) / 2 = D, else a failure copy
     success_copy = rng.random(len(ends)) < np.clip(2 * s_ratio - a, 0.0, 1.0)
-    copies = relabel(rollout, strategy, 1, compute_reward, rng)
+    copies = relabel(rollout, strategy, 1, compute_reward, rng, terminal_rewards)
     copies = {key: value[success_copy[fragment[copies["index"]]]] for key, value in copies.items()}
-    goals = failure_goals(rollout["next_achieved_goal"], fragment_end, failure, radius, grid_size, compute_reward, rng)
-    index = np.flatnonzero(~success_copy[fragment])
+    goals = failure_goals(rollout["next_achieved_goal"], rollout["desired_goal"], fragment_end, failure, radius,
+                          grid_size, compute_reward, rng)
+    index = np.flatnonzero(~success_copy[fragment] & ~np.isnan(goals[fragment]).any(1))
     reward = compute_reward(rollout["next_achieved_goal"][index], goals[fragment[index]],
                             {"episode_steps": rollout["episode_steps"][index]}).astype(np.float32)
     # Deliberate difference from the released code, which left a failure copy's last reward at 0 (and then counted
-    # the copy as a success): a failure copy covers its whole fragment and ends with the task's -1, terminal.
+    # the copy as a success): a failure copy covers its whole fragment and ends with the task's -1 (Predator-Prey:
+    # terminal; a Fetch copy's rewards are all -1 and it bootstraps at its fragment's end like the real data).
     reward[fragment_end[index]] = -1.0
-    failures = dict(index=index, goal=goals[fragment[index]], reward=reward, terminal=fragment_end[index],
-                    copy_end=fragment_end[index])
+    failures = dict(index=index, goal=goals[fragment[index]], reward=reward,
+                    terminal=np.isin(reward, terminal_rewards), copy_end=fragment_end[index])
     order = np.argsort(np.concatenate([copies["index"], index]), kind="stable")
     copies = {key: np.concatenate([copies[key], failures[key]])[order] for key in copies}
     # 3. drop whole episodes (real finished ones, then copies) until the batch's S-ratio is D
-    outcome = np.concatenate([real_success[finished], copies["reward"][copies["copy_end"]] > 0])
+    outcome = np.concatenate([real_success[finished], copies["reward"][copies["copy_end"]] == success_reward])
     keep = keep_episodes(outcome, s_ratio, rng)
     real_keep = np.ones(len(ends), bool)
     real_keep[finished] = keep[: finished.sum()]
@@ -492,9 +575,9 @@ def evaluate(agent, args: Args, device, video_path: str = "") -> float:
         if video_path:
             video.append_data(env.render())
         with torch.no_grad():
-            x = torch.from_numpy(flat_obs(obs)).to(device) / agent.obs_scale
-            obs, _, terminated, _, info = env.step(agent.actor_mean(x).cpu().numpy())
-        if terminated:
+            x = agent.normalise(torch.from_numpy(flat_obs(obs)).to(device))
+            obs, _, terminated, truncated, info = env.step(agent.actor_mean(x).cpu().numpy())
+        if terminated or truncated:
             if video_path:
                 video.append_data(env.render())  # the episode's last picture, before the next one starts
             successes.append(info["is_success"])
@@ -509,7 +592,9 @@ if __name__ == "__main__":
     checkpoint = check_args(args)
     batch_size = args.num_envs * args.num_steps
     num_iterations = -(-args.total_timesteps // batch_size)  # whole rollouts: the budget is rounded up
-    envs = checkpoint["envs"] if checkpoint else make_env(args, args.num_envs)
+    ctrl_c = []  # Ctrl-C ends the run after the current iteration, with a checkpoint (also in MuJoCo's subprocesses)
+    signal.signal(signal.SIGINT, lambda signum, frame: ctrl_c.append(signum))
+    envs = checkpoint["envs"] if checkpoint and checkpoint["envs"] else make_env(args, args.num_envs)
     run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_name = os.path.basename(run_dir)
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
@@ -525,27 +610,34 @@ if __name__ == "__main__":
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if args.cuda else "cpu")
     her_rng = np.random.default_rng(args.seed)
-    compute_reward = envs.unwrapped.compute_reward
+    reward_env = make_env(args, 0).unwrapped  # MEHER also reads a Fetch task's distance_threshold
+    compute_reward = reward_env.compute_reward
+    terminal_rewards = (1.0, -1.0) if args.env_id == "PredatorPrey-v0" else ()  # capture, failure step; Fetch: none
+    # MEHER's failure goals: Predator-Prey's inside its box, near misses 1.1 x the capture radius away; a Fetch task's
+    # among the rollout's desired goals (no box: G = inf), near misses 1.1 x its distance_threshold away
+    goal_radius = args.radius if args.env_id == "PredatorPrey-v0" else reward_env.distance_threshold
+    goal_box = args.grid_size if args.env_id == "PredatorPrey-v0" else np.inf
 
-    action_dim = envs.single_action_space.shape[0]
-    agent = Agent(envs.single_observation_space, action_dim, args.hidden_size).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # fused: ~25% faster on CPU
+    action_dim, goal_dim = envs.single_action_space.shape[0], envs.single_observation_space["desired_goal"].shape[0]
+    agent = Agent(envs.single_observation_space, action_dim, args.hidden_size, args.init_logstd).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, weight_decay=args.weight_decay,
+                           fused=True)  # fused: ~25% faster on CPU
 
     # ALGO Logic: Storage setup, (num_steps, num_envs) like CleanRL
-    obs = np.zeros((args.num_steps, args.num_envs, 3 * args.num_dims), np.float32)
+    obs = np.zeros((args.num_steps, args.num_envs, len(agent.obs_scale)), np.float32)
     actions = np.zeros((args.num_steps, args.num_envs, action_dim), np.float32)
     logprobs = np.zeros((args.num_steps, args.num_envs), np.float32)
     values = np.zeros((args.num_steps, args.num_envs), np.float32)
     rewards = np.zeros((args.num_steps, args.num_envs), np.float32)
     terminals = np.zeros((args.num_steps, args.num_envs), np.float32)
+    truncated = np.zeros((args.num_steps, args.num_envs), bool)  # a time limit cut the episode there (Fetch)
     episode_steps = np.zeros((args.num_steps, args.num_envs), np.int64)
-    next_achieved = np.zeros((args.num_steps, args.num_envs, args.num_dims), np.float32)
+    next_observations = np.zeros_like(obs)  # after each step's action, also where the episode ended
 
     global_step, done_iterations = 0, 0
     start_time = time.time()
     recent_success = []  # outcomes of the last 100 real episodes
     success_rate = 0.0
-    next_obs = flat_obs(envs.reset(seed=args.seed)[0]) if not checkpoint else None
     if checkpoint:  # continue exactly where the checkpoint was written
         agent.load_state_dict(checkpoint["agent"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -556,12 +648,13 @@ if __name__ == "__main__":
         global_step, done_iterations = checkpoint["global_step"], checkpoint["iteration"]
         recent_success, success_rate = checkpoint["recent_success"], checkpoint["success_rate"]
         start_time -= checkpoint["seconds"]
+    if not checkpoint or not checkpoint["envs"]:  # a new run, or MuJoCo envs, which start afresh on a resume
+        next_obs = flat_obs(envs.reset(seed=args.seed + global_step)[0])
     iteration_ends = [time.time()]  # of the last few iterations, for the ETA
     end_reason = ""
-    ctrl_c = []  # Ctrl-C ends the run after the current iteration, with a checkpoint
-    signal.signal(signal.SIGINT, lambda signum, frame: ctrl_c.append(signum))
-    print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {args.env_id} ({args.prey} prey, {args.spawn} "
-          f"spawn), budget {args.total_timesteps} env steps = {num_iterations} rollouts of {batch_size}", flush=True)
+    task = f"{args.env_id} ({args.prey} prey, {args.spawn} spawn)" if args.env_id == "PredatorPrey-v0" else args.env_id
+    print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {task}, budget {args.total_timesteps} env "
+          f"steps = {num_iterations} rollouts of {batch_size}", flush=True)
 
     for iteration in range(done_iterations + 1, num_iterations + 1):
         if args.anneal_lr:
@@ -578,14 +671,15 @@ if __name__ == "__main__":
             values[step] = value.flatten().cpu().numpy()
 
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-            rewards[step], terminals[step] = reward, terminations
+            rewards[step], terminals[step], truncated[step] = reward, terminations, truncations
             episode_steps[step] = infos["episode_steps"]
             final_obs = infos["final_obs"] if "final_obs" in infos else next_obs_dict
-            next_achieved[step] = final_obs["achieved_goal"]  # post-action position, also at episode end
+            next_observations[step] = flat_obs(final_obs)  # its achieved goal: the post-action position
             next_obs = flat_obs(next_obs_dict)
-            for env_index in np.flatnonzero(terminations):
+            for env_index in np.flatnonzero(terminations | truncations):
                 recent_success.append(float(infos["is_success"][env_index]))
-                writer.add_scalar("charts/episodic_return", reward[env_index], global_step)
+                returns = infos.get("episode_return", reward)  # Predator-Prey's: the last reward, +1 or -1
+                writer.add_scalar("charts/episodic_return", returns[env_index], global_step)
                 writer.add_scalar("charts/episodic_length", infos["episode_steps"][env_index], global_step)
         recent_success = recent_success[-100:]
         if recent_success:
@@ -593,15 +687,18 @@ if __name__ == "__main__":
             writer.add_scalar("charts/success_rate", success_rate, global_step)
 
         # ALGO LOGIC: GAE of the real data, per env in flat env-major order; a fragment ends at an episode's end or at
-        # the rollout's end, where it bootstraps from V of the next observation
+        # the rollout's end, where it bootstraps from V of the next observation; a time limit (Fetch) cuts an episode
+        # without ending it: there it bootstraps from V of the episode's last observation
+        real_next_obs, cut = env_major(next_observations), env_major(truncated)
         with torch.no_grad():
             last_value = agent.get_value(torch.from_numpy(next_obs).to(device)).flatten().cpu().numpy()
+            cut_value = agent.get_value(torch.from_numpy(real_next_obs[cut]).to(device)).flatten().cpu().numpy()
         real_values = env_major(values)
         next_values = np.roll(real_values, -1)
         rollout_end = np.arange(batch_size) % args.num_steps == args.num_steps - 1
-        next_values[rollout_end] = last_value
+        next_values[rollout_end], next_values[cut] = last_value, cut_value
         real_terminal = env_major(terminals)
-        fragment_end = rollout_end | (real_terminal > 0)
+        fragment_end = rollout_end | (real_terminal > 0) | cut
         real_advantages = compute_gae(env_major(rewards), real_values, next_values, real_terminal, fragment_end,
                                       args.gamma, args.gae_lambda)
         batch = dict(obs=env_major(obs), actions=env_major(actions), logprobs=env_major(logprobs),
@@ -609,13 +706,14 @@ if __name__ == "__main__":
 
         # ALGO LOGIC: HER: relabel every fragment, score the copies under the rollout policy, train on both
         if args.her:
-            rollout = dict(next_achieved_goal=env_major(next_achieved), episode_steps=env_major(episode_steps),
-                           fragment_end=fragment_end, reward=env_major(rewards), terminal=real_terminal)
+            rollout = dict(next_achieved_goal=real_next_obs[:, -2 * goal_dim : -goal_dim], fragment_end=fragment_end,
+                           episode_steps=env_major(episode_steps), reward=env_major(rewards), terminal=real_terminal)
+            rollout.update(truncated=cut, desired_goal=batch["obs"][:, -goal_dim:])
             copies, real_kept, outcomes, episodes_dropped = meher_relabel(rollout, args.s_ratio, args.failure,
-                                                                          args.her_strategy, args.radius,
-                                                                          args.grid_size, compute_reward, her_rng)
-            relabelled = relabelled_batch(agent, batch["obs"], batch["actions"], copies, args.num_dims, args.gamma,
-                                          args.gae_lambda, device)
+                                                                          args.her_strategy, goal_radius, goal_box,
+                                                                          compute_reward, her_rng, terminal_rewards)
+            relabelled = relabelled_batch(agent, batch["obs"], real_next_obs, batch["actions"], copies, goal_dim,
+                                          args.gamma, args.gae_lambda, device)
             batch = {key: value[real_kept] for key, value in batch.items()}  # MEHER: dropped episodes leave the batch
             batch = {key: np.concatenate([batch[key], relabelled[key]]) for key in batch}
             writer.add_scalar("her/relabelled_fraction", len(copies["index"]) / len(batch["obs"]), global_step)
@@ -627,6 +725,10 @@ if __name__ == "__main__":
             writer.add_scalar("her/finished_episodes", len(outcomes), global_step)
 
         losses = ppo_update(agent, optimizer, batch, args, device)
+        # ALGO LOGIC: Fetch's normaliser moves only now: the rollout's log-probs, the copies' scores and the update all
+        # saw the same one, so a relabelled goal is normalised as a real one and the PPO ratio's old log-probs hold
+        if agent.running_normaliser:
+            agent.update_normaliser(torch.tensor(obs.reshape(batch_size, -1), dtype=torch.float64, device=device))
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         for name, value in losses.items():
@@ -645,8 +747,9 @@ if __name__ == "__main__":
             save_checkpoint(f"{run_dir}/checkpoint.pt", dict(
                 script=os.path.basename(__file__), args=vars(args), agent=agent.state_dict(),
                 optimizer=optimizer.state_dict(), python_rng=random.getstate(), numpy_rng=np.random.get_state(),
-                torch_rng=torch.get_rng_state(), envs=envs, her_rng=her_rng, next_obs=next_obs,
-                global_step=global_step, iteration=iteration, recent_success=recent_success,
+                torch_rng=torch.get_rng_state(), her_rng=her_rng, next_obs=next_obs, global_step=global_step,
+                envs=None if isinstance(envs, GoalVectorEnv) else envs,  # MuJoCo's (subprocesses) do not pickle
+                iteration=iteration, recent_success=recent_success,
                 success_rate=success_rate, seconds=time.time() - start_time))
         if end_reason:
             break

@@ -22,10 +22,11 @@ def collect_rollout(skill, num_envs=4, num_steps=128, seed=0):
                         radius=RADIUS, grid_size=GRID, autoreset_mode="same_step")
     rng = np.random.default_rng(seed)
     obs, _ = envs.reset(seed=seed)
-    steps = {key: [] for key in ("next_achieved_goal", "episode_steps", "reward", "terminal")}
+    steps = {key: [] for key in ("next_achieved_goal", "desired_goal", "episode_steps", "reward", "terminal")}
     for _ in range(num_steps):
         toward = np.clip(obs["desired_goal"] - obs["achieved_goal"], -1, 1)
         action = np.where(rng.random((num_envs, 1)) < skill, toward, rng.uniform(-1, 1, toward.shape))
+        steps["desired_goal"].append(obs["desired_goal"])
         obs, reward, terminal, _, infos = envs.step(action.astype(np.float32))
         steps["next_achieved_goal"].append(infos["final_obs"]["achieved_goal"] if "final_obs" in infos
                                            else obs["achieved_goal"])
@@ -35,13 +36,15 @@ def collect_rollout(skill, num_envs=4, num_steps=128, seed=0):
     rollout = {key: np.swapaxes(np.array(value), 0, 1).reshape(num_envs * num_steps, *np.shape(value[0])[1:])
                for key, value in steps.items()}
     rollout["fragment_end"] = (rollout["terminal"] > 0) | (np.arange(num_envs * num_steps) % num_steps == num_steps - 1)
+    rollout["truncated"] = np.zeros(num_envs * num_steps, bool)  # Predator-Prey's failure step terminates
     return rollout
 
 
 def meher_batch(env, s_ratio, failure="random", skill=0.5, seed=0):
     rollout = collect_rollout(skill, seed=seed)
     copies, real_kept, outcomes, dropped = meher.meher_relabel(rollout, s_ratio, failure, "final", RADIUS, GRID,
-                                                               env.compute_reward, np.random.default_rng(seed))
+                                                               env.compute_reward, np.random.default_rng(seed),
+                                                               terminal_rewards=(1.0, -1.0))
     return rollout, copies, real_kept, outcomes, dropped
 
 

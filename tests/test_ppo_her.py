@@ -29,7 +29,8 @@ def hand_made_rollout():
 
 
 def relabel(env, strategy="final", k=1, seed=0):
-    return ppo_her.relabel(hand_made_rollout(), strategy, k, env.compute_reward, np.random.default_rng(seed))
+    return ppo_her.relabel(hand_made_rollout(), strategy, k, env.compute_reward, np.random.default_rng(seed),
+                           terminal_rewards=(1.0, -1.0))
 
 
 def test_final_goal_is_post_action_position_of_last_step(env):
@@ -101,12 +102,12 @@ def test_logprobs_and_values_are_recomputed_under_new_goal(env):
         _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(obs), torch.from_numpy(actions))
     copies = dict(index=np.arange(6), goal=obs[:, -3:].copy(), reward=np.zeros(6, np.float32),
                   terminal=np.eye(6)[5], copy_end=np.eye(6, dtype=bool)[5])
-    same = ppo_her.relabelled_batch(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
+    same = ppo_her.relabelled_batch(agent, obs, np.roll(obs, -1, 0), actions, copies, 3, 0.99, 0.95, "cpu")
     np.testing.assert_allclose(same["logprobs"], logprobs.numpy())
     np.testing.assert_allclose(same["values"], values.flatten().numpy())
     np.testing.assert_allclose(same["returns"], same["advantages"] + same["values"])
     copies["goal"] = copies["goal"] + 3.0
-    moved = ppo_her.relabelled_batch(agent, obs, actions, copies, 3, 0.99, 0.95, "cpu")
+    moved = ppo_her.relabelled_batch(agent, obs, np.roll(obs, -1, 0), actions, copies, 3, 0.99, 0.95, "cpu")
     assert not np.allclose(moved["values"], same["values"])
     assert np.all(moved["obs"][:, -3:] == copies["goal"])
 
