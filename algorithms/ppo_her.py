@@ -524,7 +524,7 @@ if __name__ == "__main__":
     recent_success = []  # outcomes of the last 100 real episodes
     success_rate = 0.0
     if checkpoint:  # continue exactly where the checkpoint was written
-        agent.load_state_dict(checkpoint["agent"])
+        agent.load_state_dict({**agent.state_dict(), **checkpoint["agent"]})  # older ones lack the normaliser
         optimizer.load_state_dict(checkpoint["optimizer"])
         random.setstate(checkpoint["python_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
