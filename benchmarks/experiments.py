@@ -142,6 +142,7 @@ def random_random_cut(budget: int, paper_seeds: int = 16) -> str:
             f"{PAPER_STOP}")
 SRATIOS = ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
 TARGETED_SRATIOS = ["0.2", "0.4", "0.6", "0.8"]
+FETCH_PPO = "--init-logstd -0.51"  # log 0.6: the PPO-HER paper's initial policy std on Fetch
 FETCH_HARD = {"pickandplace": "--env-id FetchPickAndPlace-v4", "slide": "--env-id FetchSlide-v4"}
 HAND = {"hand_reach": "--env-id HandReach-v3", "hand_block": "--env-id HandManipulateBlock-v1",
         "hand_egg": "--env-id HandManipulateEgg-v1", "hand_pen": "--env-id HandManipulatePen-v1"}
@@ -287,11 +288,42 @@ EXPERIMENTS = [
         name="ppo-her-2-ppo-threshold-fast",
         figure="MEHER paper, open question 2, on its Figs. 6-7 line of PPO-HER-2-PPO (HER off at 50% success): "
                "HER off at 30% / 50% / 70% success, beside PPO-HER that never switches (from ppo-her-fig2-fast); "
-               "random prey / random spawn, fast configuration, runs stop at 95% success",
+               "random prey and random_direction prey (where PPO-HER stalls), random spawn, fast configuration, "
+               "runs stop at 95% success",
         methods=sweep("ppo_her_2_ppo", "--switch-threshold", ["0.3", "0.5", "0.7"], "switch"),
-        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, seeds=3,
+        conditions={c: TWELVE_CONDITIONS[c] for c in ("random-random", "random_direction-random")},
+        flags=FAST_STOPPING, budget=150_000, seeds=3,
         compare=(("ppo-her-fig2-fast", "ppo_her", "ppo_her"),), analyses=("iteration_cost",),
-        cut="the paper has no such figure (it is its open question 2); one condition, 3 seeds"),
+        cut="the paper has no such figure (it is its open question 2); two conditions, 3 seeds"),
+    # The PPO scripts on the Fetch tasks (PPO-HER paper Fig. 5, the MEHER paper's first open question), with the
+    # authors' Fetch options: initial policy standard deviation 0.6 and Adam weight decay (they tried 1e-2 to 1e-5)
+    Experiment(
+        name="ppo-her-fetch-reach-weight-decay",
+        figure="PPO-HER paper Fig. 5's weight decay 1e-2 / 1e-3 / 1e-4 / 1e-5 (and none), PPO-HER on FetchReach, "
+               "initial policy std 0.6, runs stop at 90% success: picks the weight decay of the other Fetch runs",
+        methods=sweep("ppo_her", "--weight-decay", ["0", "1e-2", "1e-3", "1e-4", "1e-5"], "ppo_her_wd"),
+        conditions={"reach": "--env-id FetchReach-v4"}, flags=f"{FETCH_PPO} --stop-at-success 0.9",
+        budget=300_000, seeds=2,
+        cut="FetchReach only, 2 seeds, not 4; 300,000 env steps per run, not 1,000,000; runs stop at 90% success "
+            "(the paper's Fetch runs did not stop early)"),
+    Experiment(
+        name="ppo-fetch-reach",
+        figure="PPO-HER paper Fig. 5 (FetchReach) and the MEHER paper's open question 1: PPO, PPO-HER, MEHER 0.6 "
+               "and PPO-HER-2-PPO on FetchReach, initial policy std 0.6, weight decay 1e-4, runs stop at 90% "
+               "success",
+        methods={"ppo": "ppo_her --no-her", "ppo_her": "ppo_her", "meher0.6": "meher --s-ratio 0.6",
+                 "ppo_her_2_ppo": "ppo_her_2_ppo"},
+        conditions={"reach": "--env-id FetchReach-v4"}, flags=f"{FETCH_PPO} --weight-decay 1e-4 --stop-at-success 0.9",
+        budget=300_000, seeds=3,
+        cut="3 seeds, not 4; 300,000 env steps per run, not 1,000,000; runs stop at 90% success (the paper's "
+            "Fetch runs did not stop early); one weight decay, not four"),
+    Experiment(
+        name="ppo-fetch-push",
+        figure="PPO-HER paper Fig. 5 (FetchPush): PPO vs PPO-HER, and MEHER 0.6, on FetchPush, initial policy std "
+               "0.6, weight decay 1e-4, 1,000,000 env steps, no early stop",
+        methods={"ppo": "ppo_her --no-her", "ppo_her": "ppo_her", "meher0.6": "meher --s-ratio 0.6"},
+        conditions={"push": "--env-id FetchPush-v4"}, flags=f"{FETCH_PPO} --weight-decay 1e-4", budget=1_000_000,
+        seeds=2, cut="2 seeds, not 4; one weight decay, not four; FetchSlide and FetchPickAndPlace not run"),
     # SHER's benchmark beyond FetchPush; docs/experiments.md has the budget.
     Experiment(
         name="sher-vs-ddpg-pick-slide",

@@ -191,7 +191,10 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
     "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
     "meher-fig6-12-fast": (3, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO (PPO-HER borrowed)
-    "ppo-her-2-ppo-threshold-fast": (3, 1, 3),  # switch at 0.3, 0.5, 0.7
+    "ppo-her-2-ppo-threshold-fast": (3, 2, 3),  # switch at 0.3, 0.5, 0.7; random and random_direction prey
+    "ppo-her-fetch-reach-weight-decay": (5, 1, 2),  # weight decay none, 1e-2, ..., 1e-5
+    "ppo-fetch-reach": (4, 1, 3),  # PPO, PPO-HER, MEHER 0.6, PPO-HER-2-PPO
+    "ppo-fetch-push": (3, 1, 2),  # PPO, PPO-HER, MEHER 0.6
     "sher-vs-ddpg-pick-slide": (2, 2, 2),
     "sher-alpha-slide": (2, 1, 2),  # alpha 0.03, 0.1 (0.05 borrowed)
     "sher-vs-ddpg-hand": (2, 4, 1),
