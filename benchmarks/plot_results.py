@@ -6,7 +6,8 @@ bootstrap confidence interval over seeds (scipy.stats.bootstrap, fixed random st
 reproducible). Where several conditions are pooled, the bootstrap resamples seeds within each condition
 (stratified). A run that never reaches the threshold within the budget counts at the budget (env steps) or at the
 time it ran (minutes), and the table says how many reached it. Curves: the IQM across seeds of the summarising
-scalar against env steps, with its 95% interval as a band.
+scalar against env steps, with its 95% interval as a band: one PNG per condition and, with five conditions or
+more, grid.png with a panel per condition in rows of six (the papers' 2 x 6 figure of the prey x spawn conditions).
 
     python benchmarks/plot_results.py experiments/ppo-vs-ppo-her --budget 300000 --out /tmp/curves
 """
@@ -147,7 +148,8 @@ def markdown_table(rows, threshold, tag) -> str:
 def save_figure(fig, path):
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure with its own layout (the grid) keeps it
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -160,8 +162,62 @@ def resampled(run, curve: Curve, grid) -> np.ndarray:
     return np.interp(grid, curve.steps, curve.values, left=np.nan, right=curve.values[-1] if held else np.nan)
 
 
+GRID_COLUMNS = 6  # the papers' 12 prey x spawn conditions: a row per spawn, a column per prey behaviour
+GRID_FROM = 5  # an experiment with this many conditions or more also gets them all in one figure
+
+
+def condition_bands(by_cell, condition, methods, tag, budget, grid) -> list[tuple]:
+    """Per method with runs in `condition`: (method, seeds, IQM, band low, band high) at the grid points."""
+    bands = []
+    for method in methods:
+        cell = [(run, run.scalar(tag)) for run in by_cell.get((condition, method), [])]
+        cell = [(run, curve.until(budget)) for run, curve in cell if curve is not None and len(curve.steps)]
+        if cell:
+            curves = np.array([resampled(run, curve, grid) for run, curve in cell])
+            bands.append((method, len(cell), *curve_iqm_band(curves)))
+    return bands
+
+
+def draw_bands(ax, grid, bands, colours, title, tag, budget):
+    """One condition's panel: per method, the IQM line with its 95% band."""
+    for method, seeds, middle, low, high in bands:
+        ax.plot(grid, middle, color=colours[method], label=f"{method} ({seeds} seeds)")
+        ax.fill_between(grid, low, high, color=colours[method], alpha=0.2, linewidth=0)
+    ax.set(title=title, xlabel="env steps", ylabel=tag.split("/")[-1], ylim=(0, 1.02), xlim=(0, budget))
+
+
+def grid_figure(grid, bands_by_condition: dict, methods, colours, tag, budget):
+    """All conditions in one figure, a panel each in the given order, rows of GRID_COLUMNS, one legend."""
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(bands_by_condition) // GRID_COLUMNS)
+    fig, axes = plt.subplots(rows, GRID_COLUMNS, figsize=(18, 3 * rows), sharex=True, sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (condition, bands) in zip(axes.flat, bands_by_condition.items()):
+        draw_bands(ax, grid, bands, colours, condition, tag, budget)
+        ax.xaxis.set_major_formatter(lambda steps, _: f"{steps / 1000:g}k" if steps else "0")  # narrow panels
+        ax.label_outer()  # axis labels only on the left column and the bottom row
+    panels = list(axes.flat)
+    for i in range(len(bands_by_condition), len(panels)):  # an unfilled last row: the panels above show the steps
+        if i >= GRID_COLUMNS:
+            panels[i - GRID_COLUMNS].tick_params(labelbottom=True)
+            panels[i - GRID_COLUMNS].set_xlabel("env steps")
+        panels[i].remove()
+    seeds = defaultdict(set)  # method -> its seed counts over the conditions
+    for bands in bands_by_condition.values():
+        for method, count, *_ in bands:
+            seeds[method].add(count)
+    handles = [plt.Line2D([], [], color=colours[m], label=f"{m} ({min(seeds[m])}"
+                          + ("" if len(seeds[m]) == 1 else f"-{max(seeds[m])}") + " seeds)")
+               for m in methods if m in seeds]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), GRID_COLUMNS))
+    fig.suptitle("IQM across seeds and 95% CI")
+    return fig
+
+
 def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefix="") -> list[str]:
-    """One PNG per condition: per method, the IQM across seeds with its 95% band, against env steps."""
+    """One PNG per condition: per method, the IQM across seeds with its 95% band, against env steps; with
+    GRID_FROM conditions or more, first a grid.png with all of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,23 +226,17 @@ def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefi
     conditions = conditions or sorted({r.condition for r in runs})
     methods = methods or sorted({r.method for r in runs})
     grid = np.linspace(0, budget, CURVE_POINTS)
-    colours = plt.cm.tab20(np.linspace(0, 1, 20))
-    paths = []
+    palette = plt.cm.tab20(np.linspace(0, 1, 20))
+    colours = {m: palette[(2 * i) % 20 if len(methods) <= 10 else i % 20] for i, m in enumerate(methods)}
     by_cell = group(runs, lambda r: (r.condition, r.method))
-    for condition in conditions:
+    bands_by_condition = {c: condition_bands(by_cell, c, methods, tag, budget, grid) for c in conditions}
+    paths = []
+    if len(conditions) >= GRID_FROM:
+        fig = grid_figure(grid, bands_by_condition, methods, colours, tag, budget)
+        paths.append(save_figure(fig, os.path.join(out_dir, f"{prefix}grid.png")))
+    for condition, bands in bands_by_condition.items():
         fig, ax = plt.subplots(figsize=(6, 4))
-        for i, method in enumerate(methods):
-            cell = [(run, run.scalar(tag)) for run in by_cell.get((condition, method), [])]
-            cell = [(run, curve.until(budget)) for run, curve in cell if curve is not None and len(curve.steps)]
-            if not cell:
-                continue
-            curves = np.array([resampled(run, curve, grid) for run, curve in cell])
-            middle, low, high = curve_iqm_band(curves)
-            colour = colours[(2 * i) % 20 if len(methods) <= 10 else i % 20]
-            ax.plot(grid, middle, color=colour, label=f"{method} ({len(cell)} seeds)")
-            ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
-        ax.set(title=f"{condition}: IQM and 95% CI", xlabel="env steps", ylabel=tag.split("/")[-1],
-               ylim=(0, 1.02), xlim=(0, budget))
+        draw_bands(ax, grid, bands, colours, f"{condition}: IQM and 95% CI", tag, budget)
         ax.legend(loc="lower right", fontsize=7, ncol=2 if len(methods) > 6 else 1)
         paths.append(save_figure(fig, os.path.join(out_dir, f"{prefix}{condition}.png")))
     return paths

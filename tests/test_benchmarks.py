@@ -9,6 +9,7 @@ from scipy.stats import trim_mean
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from delta_s_table import delta_s_table, mean_delta_s  # noqa: E402
 from iteration_cost import cost_table, iteration_seconds  # noqa: E402
+import plot_results  # noqa: E402
 from plot_results import curve_iqm_band, iqm, iqm_ci, markdown_table, summarise  # noqa: E402
 from run_logs import Curve, Run, first_crossing  # noqa: E402
 from sratio_metric import metric  # noqa: E402
@@ -89,6 +90,33 @@ def test_curve_band_is_nan_where_a_seed_has_no_data():
     middle, low, high = curve_iqm_band(curves)
     assert middle[:2] == pytest.approx([0.0, 0.5]) and low[:2] == pytest.approx([0.0, 0.5])
     assert np.isnan(middle[2]) and np.isnan(high[2])
+
+
+def test_more_than_four_conditions_also_get_a_grid_with_a_panel_each_in_rows_of_six(tmp_path, monkeypatch):
+    """Seven conditions: grid.png comes first, one 1800 x 600 figure with a panel per condition in the given order,
+    six to a row (the papers' 12 prey x spawn conditions come out 2 x 6), beside the per-condition PNGs; four
+    conditions: only the per-condition PNGs."""
+    from matplotlib.image import imread
+
+    panels = {}  # file name -> (title, row) of each panel
+    save = plot_results.save_figure
+
+    def recording_save(fig, path):
+        panels[Path(path).name] = [(ax.get_title(), ax.get_subplotspec().rowspan.start) for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(plot_results, "save_figure", recording_save)
+    conditions = [f"c{i}" for i in range(7)]
+    runs = [run([0.2, 0.6, 1.0], condition=c, seed=s) for c in reversed(conditions) for s in (1, 2)]
+    paths = plot_results.plot_curves(runs, TAG, 3000, tmp_path, conditions=conditions)
+    assert [Path(p).name for p in paths] == ["grid.png", *[f"{c}.png" for c in conditions]]
+    assert panels["grid.png"] == [(c, i // 6) for i, c in enumerate(conditions)]
+    assert imread(tmp_path / "grid.png").shape[:2] == (600, 1800)
+    assert panels["c0.png"] == [("c0: IQM and 95% CI", 0)]
+    few = tmp_path / "few"
+    few.mkdir()
+    paths = plot_results.plot_curves(runs, TAG, 3000, few, conditions=conditions[:4])
+    assert [Path(p).name for p in paths] == [f"{c}.png" for c in conditions[:4]] and not (few / "grid.png").exists()
 
 
 def test_sratio_metric_is_final_success_times_one_minus_time_over_slowest():
