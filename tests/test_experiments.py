@@ -392,11 +392,16 @@ def test_report_prints_iqm_table_and_writes_curves(workspace, tiny_runs):
     assert (workspace / "results" / "tiny" / "rr.png").stat().st_size > 1000
 
 
+# A driver started as a terminal starts it: its own process group, and Ctrl-C (SIGINT) at its default even where
+# the test runner inherited it ignored (a job started with `&` from a non-interactive shell ignores SIGINT)
+AS_FROM_A_TERMINAL = dict(start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 def test_ctrl_c_stops_the_runs_keeps_what_finished_and_exits_130(workspace):
     """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it): exit 130, the running training
     scripts are gone, no run is marked finished that did not finish."""
     process = subprocess.Popen(command(workspace, "run", "tiny-slow"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, **AS_FROM_A_TERMINAL)
     deadline, scripts = time.time() + 90, set()
     while time.time() < deadline and not scripts:  # wait until training runs are under way
         time.sleep(0.5)
@@ -422,7 +427,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_as_if_never_sto
 
     folder = workspace / "logs" / "tiny-resume"
     process = subprocess.Popen(command(workspace, "run", "tiny-resume"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, **AS_FROM_A_TERMINAL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(folder.glob(".work/*/runs/*/checkpoint.pt")):
         time.sleep(0.1)
