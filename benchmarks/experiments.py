@@ -143,6 +143,8 @@ def random_random_cut(budget: int, paper_seeds: int = 16) -> str:
 SRATIOS = ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
 TARGETED_SRATIOS = ["0.2", "0.4", "0.6", "0.8"]
 FETCH_PPO = "--init-logstd -0.51"  # log 0.6: the PPO-HER paper's initial policy std on Fetch
+FETCH_WEIGHT_DECAY = f"{FETCH_PPO} --weight-decay 1e-4"  # the middle of the paper's 1e-2 .. 1e-5
+FETCH_METHODS = {**PPO_AND_PPO_HER, "meher0.6": "meher --s-ratio 0.6"}
 FETCH_HARD = {"pickandplace": "--env-id FetchPickAndPlace-v4", "slide": "--env-id FetchSlide-v4"}
 HAND = {"hand_reach": "--env-id HandReach-v3", "hand_block": "--env-id HandManipulateBlock-v1",
         "hand_egg": "--env-id HandManipulateEgg-v1", "hand_pen": "--env-id HandManipulatePen-v1"}
@@ -311,9 +313,8 @@ EXPERIMENTS = [
         figure="PPO-HER paper Fig. 5 (FetchReach) and the MEHER paper's open question 1: PPO, PPO-HER, MEHER 0.6 "
                "and PPO-HER-2-PPO on FetchReach, initial policy std 0.6, weight decay 1e-4, runs stop at 90% "
                "success",
-        methods={"ppo": "ppo_her --no-her", "ppo_her": "ppo_her", "meher0.6": "meher --s-ratio 0.6",
-                 "ppo_her_2_ppo": "ppo_her_2_ppo"},
-        conditions={"reach": "--env-id FetchReach-v4"}, flags=f"{FETCH_PPO} --weight-decay 1e-4 --stop-at-success 0.9",
+        methods={**FETCH_METHODS, "ppo_her_2_ppo": "ppo_her_2_ppo"},
+        conditions={"reach": "--env-id FetchReach-v4"}, flags=f"{FETCH_WEIGHT_DECAY} --stop-at-success 0.9",
         budget=300_000, seeds=3,
         cut="3 seeds, not 4; 300,000 env steps per run, not 1,000,000; runs stop at 90% success (the paper's "
             "Fetch runs did not stop early); one weight decay, not four"),
@@ -321,8 +322,7 @@ EXPERIMENTS = [
         name="ppo-fetch-push",
         figure="PPO-HER paper Fig. 5 (FetchPush): PPO vs PPO-HER, and MEHER 0.6, on FetchPush, initial policy std "
                "0.6, weight decay 1e-4, 1,000,000 env steps, no early stop",
-        methods={"ppo": "ppo_her --no-her", "ppo_her": "ppo_her", "meher0.6": "meher --s-ratio 0.6"},
-        conditions={"push": "--env-id FetchPush-v4"}, flags=f"{FETCH_PPO} --weight-decay 1e-4", budget=1_000_000,
+        methods=FETCH_METHODS, conditions={"push": "--env-id FetchPush-v4"}, flags=FETCH_WEIGHT_DECAY, budget=1_000_000,
         seeds=2, cut="2 seeds, not 4; one weight decay, not four; FetchSlide and FetchPickAndPlace not run"),
     # SHER's benchmark beyond FetchPush; docs/experiments.md has the budget.
     Experiment(
