@@ -62,19 +62,20 @@ def plot_bars(scores, out_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.5), sharey=True)
     width = 0.8 / len(scores)
+    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10 conditions
     for panel, (ax, unit) in enumerate(zip(axes, ("wall-clock seconds", "env steps"))):
         for i, (condition, by_d) in enumerate(sorted(scores.items())):
             ds = np.array(sorted(by_d))
             stats = np.array([iqm_ci(by_d[d][panel]) for d in ds])
             errors = np.nan_to_num(np.abs(stats[:, 1:].T - stats[:, 0]))
             ax.bar(np.arange(len(ds)) + (i - (len(scores) - 1) / 2) * width, stats[:, 0], width, yerr=errors,
-                   capsize=2, label=condition)
+                   capsize=2, label=condition, color=palette[i % 20] if len(scores) > 10 else f"C{i}")
             ax.set_xticks(np.arange(len(ds)), [f"{d:.1f}" for d in ds])
         ax.set(xlabel="target S-ratio D", title=f"success x (1 - T / T_slowest), T in {unit}")
     axes[0].set_ylabel("M (IQM over seeds, 95% CI)")
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over them
     return save_figure(fig, os.path.join(out_dir, "sratio-metric.png"))
 
 
