@@ -674,9 +674,9 @@ def is_finished(folder: Path, run: Run) -> bool:
 
 
 def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_run=None, logs=LOGS,
-                   dry_run=False) -> int:
-    """Runs every run of `experiment` that has not finished; returns the exit status (0, 1: some failed, 130:
-    interrupted). Bad input raises BadInput."""
+                   dry_run=False, methods=None) -> int:
+    """Runs every run of `experiment` that has not finished (of `methods` only, if given); returns the exit status
+    (0, 1: some failed, 130: interrupted). Bad input raises BadInput."""
     cpus = cpus_per_run or experiment.cpus_per_run
     if seeds is not None and seeds < 1:
         raise BadInput("--seeds must be at least 1")
@@ -684,8 +684,12 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
         raise BadInput("--cpus-per-run must be at least 1")
     if address is None and cpus > os.cpu_count():
         raise BadInput(f"--cpus-per-run {cpus} is more than this machine's {os.cpu_count()} CPUs")
+    unknown = sorted(set(methods or ()) - set(experiment.methods))
+    if unknown:
+        raise BadInput(f"--methods: {experiment.name} has no method {', '.join(unknown)}; valid: "
+                       f"{', '.join(experiment.methods)}")
     folder = Path(logs) / experiment.name
-    runs = experiment.runs(seeds)
+    runs = [run for run in experiment.runs(seeds) if not methods or run.method in methods]
     todo = [run for run in runs if not is_finished(folder, run)]
     if dry_run:
         code = code_snapshot()
@@ -896,6 +900,8 @@ def main(argv=None) -> int:
     run.add_argument("--seeds", type=int, default=None, help="seeds 1..N (default: the definition's)")
     run.add_argument("--address", default=None, help="a Ray cluster: host:port or auto (default: this machine)")
     run.add_argument("--cpus-per-run", type=int, default=None, help="CPUs and torch threads of each run")
+    run.add_argument("--methods", type=lambda text: text.split(","), default=None, metavar="M1,M2",
+                     help="run only these of the definition's methods (default: all)")
     run.add_argument("--dry-run", action="store_true", help="print the command lines; run nothing")
     report = commands.add_parser("report", parents=[common], help="tables and curves of NAME's finished runs")
     report.add_argument("name")
@@ -913,7 +919,8 @@ def main(argv=None) -> int:
             return 0
         experiment = find(experiments, args.name)
         if args.command == "run":
-            return run_experiment(experiment, args.seeds, args.address, args.cpus_per_run, args.logs, args.dry_run)
+            return run_experiment(experiment, args.seeds, args.address, args.cpus_per_run, args.logs, args.dry_run,
+                                  args.methods)
         print(write_report(experiment, args.logs, args.results, experiments), end="")
         print(f"wrote {Path(args.results) / experiment.name}/")
         return 0

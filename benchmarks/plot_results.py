@@ -145,6 +145,14 @@ def markdown_table(rows, threshold, tag) -> str:
     return "\n".join(lines)
 
 
+def distinct_colours(names) -> dict:
+    """A colour per name from matplotlib's tab20: its 10 strong colours for up to 10 names, all 20 beyond."""
+    import matplotlib.pyplot as plt
+
+    palette = plt.get_cmap("tab20").colors
+    return {name: palette[(2 * i) % 20 if len(names) <= 10 else i % 20] for i, name in enumerate(names)}
+
+
 def save_figure(fig, path):
     import matplotlib.pyplot as plt
 
@@ -226,8 +234,7 @@ def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefi
     conditions = conditions or sorted({r.condition for r in runs})
     methods = methods or sorted({r.method for r in runs})
     grid = np.linspace(0, budget, CURVE_POINTS)
-    palette = plt.cm.tab20(np.linspace(0, 1, 20))
-    colours = {m: palette[(2 * i) % 20 if len(methods) <= 10 else i % 20] for i, m in enumerate(methods)}
+    colours = distinct_colours(methods)
     by_cell = group(runs, lambda r: (r.condition, r.method))
     bands_by_condition = {c: condition_bands(by_cell, c, methods, tag, budget, grid) for c in conditions}
     paths = []

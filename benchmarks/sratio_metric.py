@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_results import format_ci, iqm_ci, save_figure  # noqa: E402
+from plot_results import distinct_colours, format_ci, iqm_ci, save_figure  # noqa: E402
 from run_logs import first_crossing, load_runs  # noqa: E402
 
 TAG = "charts/success_rate"
@@ -64,14 +64,14 @@ def plot_bars(scores, out_dir):
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.5), sharey=True)
     width = 0.8 / len(scores)
-    palette = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10 conditions
+    colours = distinct_colours(sorted(scores))  # 12 conditions: the default colour cycle repeats after 10
     for panel, (ax, unit) in enumerate(zip(axes, ("wall-clock seconds", "env steps"))):
         for i, (condition, by_d) in enumerate(sorted(scores.items())):
             ds = np.array(sorted(by_d))
             stats = np.array([iqm_ci(by_d[d][panel]) for d in ds])
             errors = np.nan_to_num(np.abs(stats[:, 1:].T - stats[:, 0]))
             ax.bar(np.arange(len(ds)) + (i - (len(scores) - 1) / 2) * width, stats[:, 0], width, yerr=errors,
-                   capsize=2, label=condition, color=palette[i % 20] if len(scores) > 10 else f"C{i}")
+                   capsize=2, label=condition, color=colours[condition])
             ax.set_xticks(np.arange(len(ds)), [f"{d:.1f}" for d in ds])
         ax.set(xlabel="target S-ratio D", title=f"success x (1 - T / T_slowest), T in {unit}")
     axes[0].set_ylabel("M (IQM over seeds, 95% CI)")

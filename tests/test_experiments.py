@@ -304,6 +304,7 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
     (["run", "tiny", "--cpus-per-run", "4096"], "--cpus-per-run"),
     (["run", "tiny", "--address", "127.0.0.1:{port}"], "no Ray cluster"),
     (["report", "tiny-one"], "no finished runs"),
+    (["run", "tiny", "--methods", "her,nope"], "no method nope; valid: her, ppo"),
 ])
 def test_bad_input_is_one_line_within_seconds(workspace, args, says):
     """Unknown names, impossible numbers, an address with nothing behind it: one line, non-zero, no traceback."""
@@ -322,6 +323,14 @@ def test_dry_run_prints_the_commands_and_runs_nothing(workspace, tmp_path):
     assert out.returncode == 0 and len(commands) == 6 and "--seed 3" in commands[-1] and "--no-her" in commands[-1]
     assert all("--checkpoint-every 10 " in c and "--resume" not in c for c in commands)
     assert not (tmp_path / "logs").exists()
+
+
+def test_methods_runs_only_the_methods_named(workspace, tmp_path):
+    """--methods M runs only M's runs (e.g. the borrowed method of another report), every seed of it."""
+    out = cli(workspace, "run", "tiny", "--dry-run", "--methods", "ppo", logs=tmp_path / "logs")
+    commands = [line for line in out.stdout.splitlines() if "algorithms/ppo_her.py" in line]
+    assert out.returncode == 0 and len(commands) == 2 and all("--no-her" in c for c in commands), out.stdout
+    assert "2 of 2 runs to run" in out.stdout
 
 
 # -- running on the embedded Ray ----------------------------------------------------------------------------------
