@@ -63,6 +63,7 @@ class Experiment:
     seeds: int = 3  # seeds 1..seeds
     flags: str = ""  # flags of every run
     tag: str = "charts/success_rate"  # the scalar that summarises a run
+    also_tags: tuple = ()  # more scalars, each summarised in a table and curves of its own (runs that log it)
     threshold: float = 0.9  # steps and minutes to this level of `tag`
     cpus_per_run: int = 1  # the default of --cpus-per-run
     analyses: tuple = ()  # extra report sections, from ANALYSES
@@ -249,12 +250,14 @@ EXPERIMENTS = [
         cut=random_random_cut(300_000, paper_seeds=4)),
     Experiment(
         name="off-policy-predator-prey",
-        figure="PPO-HER paper Figs. 1-2 (its SAC + HER curves): her_ddpg.py and sher.py with their Predator-Prey "
-               "task defaults on the 4 README conditions, in env steps and in wall-clock, beside PPO-HER at the "
+        figure="PPO-HER paper Figs. 1-2 (its SAC + HER curves): her_ddpg.py and sher.py (alpha 0.05, and alpha "
+               "learnt with --autotune) with their Predator-Prey task defaults on the 4 README conditions, in env "
+               "steps and in wall-clock, summarised by training and by test success, beside PPO-HER at the "
                "paper defaults (ppo-vs-ppo-her) and at the fast configuration (ppo-her-fig2-fast); no early stop "
                "(the off-policy scripts have none)",
-        methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions=FOUR_CONDITIONS, flags="--env-id PredatorPrey-v0",
-        budget=100_000, seeds=3, analyses=("delta_s",),
+        methods={"her_ddpg": "her_ddpg", "sher": "sher", "sher_autotune": "sher --autotune"},  # alpha: fixed, learnt
+        conditions=FOUR_CONDITIONS, flags="--env-id PredatorPrey-v0",
+        budget=100_000, seeds=3, also_tags=("eval/success_rate",), analyses=("delta_s",),
         compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her_defaults"), ("ppo-her-fig2-fast", "ppo_her", "ppo_her_fast")),
         cut="8 of the 12 conditions; 3 seeds, not 16; 100,000 env steps per run, not 1,000,000; the "
             "paper's off-policy method was SB3's SAC with HER, not DDPG or SHER"),
@@ -856,6 +859,13 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
         markdown_table(rows, experiment.threshold, experiment.tag),
         " ".join(f"![]({os.path.basename(p)})" for p in plots),
     ]
+    for tag in experiment.also_tags:
+        also = summarise(runs, tag, experiment.threshold, experiment.budget, methods, conditions)
+        prefix = tag.replace("/", "-") + "-"
+        also_plots = plot_curves([r for r in runs if r.scalar(tag)], tag, experiment.budget, out, methods, conditions,
+                                 prefix=prefix)
+        parts += [f"## Summarised by `{tag}`", markdown_table(also, experiment.threshold, tag) if also else
+                  f"(no run logs `{tag}`)", " ".join(f"![]({os.path.basename(p)})" for p in also_plots)]
     if "sratio" in experiment.analyses:
         from sratio_metric import report as sratio_report
 

@@ -187,7 +187,7 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "ppo-her-radius-fast": (8, 1, 3),  # 4 radii x HER on / off
     "ppo-her-box-fast": (10, 1, 3),  # 5 box sizes x HER on / off
     "ppo-her-dims-fast": (10, 1, 3),  # 5 dimensions x HER on / off
-    "off-policy-predator-prey": (2, 4, 3),  # her_ddpg, sher x the README's 4 conditions
+    "off-policy-predator-prey": (3, 4, 3),  # her_ddpg, sher, sher --autotune x the README's 4 conditions
     "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
     "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
     "meher-fig6-12-fast": (3, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO (PPO-HER borrowed)
@@ -561,14 +561,16 @@ def test_address_runs_on_a_cluster_and_the_logs_come_back_to_the_driver(workspac
 
 
 # -- report on hand-made logs (no Ray) ------------------------------------------------------------------------------
-def fake_run(logs: Path, run, success: list, steps_per_point=1000):
-    """A finished run folder as `run` leaves it: the marker and a TensorBoard log of charts/success_rate."""
+def fake_run(logs: Path, run, success: list, steps_per_point=1000, eval_success=()):
+    """A finished run folder as `run` leaves it: the marker and a TensorBoard log of charts/success_rate (and of
+    eval/success_rate, if given)."""
     from torch.utils.tensorboard import SummaryWriter
 
     folder = logs / run.experiment / run.run_id
     writer = SummaryWriter(str(folder))
-    for i, value in enumerate(success, start=1):
-        writer.add_scalar("charts/success_rate", value, i * steps_per_point)
+    for tag, values in (("charts/success_rate", success), ("eval/success_rate", eval_success)):
+        for i, value in enumerate(values, start=1):
+            writer.add_scalar(tag, value, i * steps_per_point)
     writer.close()
     marker = dict(run_id=run.run_id, method=run.method, condition=run.condition, seed=run.seed, script=run.script,
                   flags=list(run.flags), env_id="PredatorPrey-v0")
@@ -600,3 +602,18 @@ def test_report_borrows_runs_of_another_experiment_and_leaves_out_stale_ones(tmp
     text = experiments.write_report(base, tmp_path, tmp_path / "results", table)
     assert "Cut from the paper" not in text
     assert "| rr | her | 2 | 2/2 | 3,500 [2,000, 5,000] |" in text and "1 finished runs" in text
+
+
+def test_report_summarises_each_extra_tag_in_its_own_table_and_curves(tmp_path):
+    """`also_tags` adds a table and curves per scalar, over the runs that log it: here test success, which
+    her_ddpg-like runs reach long before their noisy training success does, and which PPO-like runs lack."""
+    e = experiments.Experiment(name="tags", figure="a test", methods={"ddpg": "her_ddpg", "ppo": "ppo_her"},
+                               conditions={"rr": ""}, budget=4000, seeds=2, also_tags=("eval/success_rate",))
+    for run in e.runs():
+        ddpg = run.method == "ddpg"
+        fake_run(tmp_path, run, [0.1, 0.3, 0.5, 0.6] if ddpg else [0.2, 0.95], eval_success=[0.2, 0.95] if ddpg else ())
+    text = experiments.write_report(e, tmp_path, tmp_path / "results", experiments.check_definitions([e]))
+    main, extra = text.split("## Summarised by `eval/success_rate`")
+    assert "| rr | ddpg | 2 | 0/2 | 4,000 [4,000, 4,000] |" in main and "| rr | ppo | 2 | 2/2 | 2,000" in main
+    assert "| rr | ddpg | 2 | 2/2 | 2,000 [2,000, 2,000] |" in extra and "| rr | ppo |" not in extra
+    assert (tmp_path / "results" / "tags" / "eval-success_rate-rr.png").is_file()
