@@ -193,16 +193,16 @@ EXPERIMENTS = [
     Experiment(
         name="sher-vs-ddpg-push",
         figure="SHER paper (arXiv 2002.02089) Fig. 4 and Table 1, FetchPush column: SHER (alpha 0.05) vs "
-               "DDPG + HER, task defaults, 2 CPUs per run",
+               "DDPG + HER, task defaults, 1 CPU per run",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions={"push": "--env-id FetchPush-v4"},
-        budget=640_000, seeds=2, tag="eval/success_rate", cpus_per_run=2, analyses=("delta_s",)),
+        budget=640_000, seeds=2, tag="eval/success_rate", cpus_per_run=1, analyses=("delta_s",)),
     Experiment(
         name="sher-alpha-push",
         figure="SHER paper Fig. 5 (temperature alpha; the paper used FetchSlide) on FetchPush: alpha 0.03 and 0.1, "
-               "and alpha 0.05 from sher-vs-ddpg-push read up to the same 320,000 steps",
+               "and alpha 0.05 from sher-vs-ddpg-push read up to the same 320,000 steps; 1 CPU per run",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, seeds=2, tag="eval/success_rate",
-        cpus_per_run=2, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
+        cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
     # Every Predator-Prey experiment of the two Crowder et al. papers; docs/experiments.md has their budget and cuts.
     Experiment(
         name="ppo-her-fig2-fast",

@@ -11,6 +11,7 @@ as many at a time as the engine would (this machine's CPUs, or --parallel). Timi
 run it on a quiet machine.
 """
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -23,14 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import experiments  # noqa: E402
+from run_logs import MARKER  # noqa: E402
 
 
-def run_plain(argv: list[str], workdir: Path) -> int:
-    """The command line as a user types it in a terminal: `python algorithms/<script>.py ...`, from `workdir`."""
+def run_plain(argv: list[str], workdir: Path) -> tuple[int, float]:
+    """The command line as a user types it in a terminal: `python algorithms/<script>.py ...`, from `workdir`;
+    returns its exit code and seconds."""
     workdir.mkdir(parents=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     command = [sys.executable, str(experiments.ROOT / argv[1]), *argv[2:]]
-    return subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    started = time.time()
+    code = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    return code, time.time() - started
 
 
 def main() -> None:
@@ -54,17 +59,25 @@ def main() -> None:
             sys.exit(f"error: the engine's runs failed (exit {status})")
         started = time.time()
         with ThreadPoolExecutor(args.parallel) as pool:
-            codes = list(pool.map(lambda run: run_plain(run.argv(1), Path(temp) / "plain" / run.run_id), runs))
+            results = list(pool.map(lambda run: run_plain(run.argv(1), Path(temp) / "plain" / run.run_id), runs))
         plain = time.time() - started
-        failed = [shlex.join(run.argv(1)) for run, code in zip(runs, codes) if code != 0]
+        failed = [shlex.join(run.argv(1)) for run, (code, _) in zip(runs, results) if code != 0]
         if failed:
             sys.exit(f"error: {len(failed)} plain runs failed, e.g. {failed[0]}")
+        # the seconds each script itself ran (the engine's as its task timed the subprocess): what the engine adds
+        # inside runs (a slower script) against what it adds between them (starting Ray, tasks, shipping logs)
+        engine_scripts = sum(json.loads(path.read_text())["wall_seconds"]
+                             for path in (Path(temp) / "engine" / experiment.name).glob(f"*/{MARKER}"))
+        plain_scripts = sum(seconds for _, seconds in results)
     print(f"runs {len(runs)}")
     print(f"engine_wall_s {engine:.1f}")
     print(f"plain_wall_s {plain:.1f}")
     print(f"engine_runs_per_hour {len(runs) * 3600 / engine:.1f}")
     print(f"plain_runs_per_hour {len(runs) * 3600 / plain:.1f}")
     print(f"engine_overhead {engine / plain - 1:+.3f}")
+    print(f"engine_script_s_sum {engine_scripts:.1f}")
+    print(f"plain_script_s_sum {plain_scripts:.1f}")
+    print(f"script_overhead {engine_scripts / plain_scripts - 1:+.3f}")
 
 
 if __name__ == "__main__":
