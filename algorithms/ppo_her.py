@@ -392,7 +392,7 @@ def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, gamma, lam
 # value clipping and per-minibatch advantage normalisation as in OpenAI baselines' ppo2 and CleanRL
 def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
     """`update_epochs` epochs of minibatch steps over the batch, stopped once the approximate KL exceeds target_kl
-    (the PPO-HER paper's target KL). Returns the losses/* scalars, from the last minibatch."""
+    (the PPO-HER paper's target KL) or a gradient is not finite. Returns the losses/* scalars of the last minibatch."""
     b_obs, b_actions, b_logprobs, b_advantages, b_returns, b_values = (torch.from_numpy(batch[key]).to(device) for key
                                                                        in ("obs", "actions", "logprobs", "advantages",
                                                                            "returns", "values"))
@@ -438,11 +438,13 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
 
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            if not torch.isfinite(grad_norm):  # a ratio overflowed (an action far in the policy's tail, e.g. a
+                break                          # relabelled one): stop the update before inf/NaN reach the weights
             optimizer.step()
             if approx_kl > args.target_kl:
                 break
-        if approx_kl > args.target_kl:
+        if not torch.isfinite(grad_norm) or approx_kl > args.target_kl:
             break
 
     var_y = np.var(batch["returns"])

@@ -112,6 +112,25 @@ def test_logprobs_and_values_are_recomputed_under_new_goal(env):
     assert np.all(moved["obs"][:, -3:] == copies["goal"])
 
 
+@pytest.mark.parametrize("script", ["ppo_her", "meher", "ppo_her_2_ppo"])
+def test_an_overflowing_ratio_stops_the_update_before_it_reaches_the_weights(env, script):
+    """A stored log-prob far below the current one (an action deep in the policy's tail) overflows the PPO ratio to
+    inf: the update stops at that minibatch, with every weight finite and unchanged, instead of stepping on NaN."""
+    module = load_script(script)
+    torch.manual_seed(0)
+    agent = module.Agent(env.observation_space, 3, 64)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3, eps=1e-5)
+    rng = np.random.default_rng(0)
+    n = 64
+    batch = dict(obs=rng.uniform(-5, 5, (n, 9)), actions=rng.standard_normal((n, 3)), logprobs=np.full(n, -1e4),
+                 advantages=rng.standard_normal(n), returns=rng.standard_normal(n), values=np.zeros(n))
+    batch = {key: value.astype(np.float32) for key, value in batch.items()}
+    before = [p.detach().clone() for p in agent.parameters()]
+    losses = module.ppo_update(agent, optimizer, batch, module.Args(minibatch_size=16), "cpu")
+    assert losses["approx_kl"] == float("inf")
+    assert all(torch.equal(p, q) for p, q in zip(agent.parameters(), before))
+
+
 def test_short_run_learns_static_prey(tmp_path):
     """Static prey, apart spawn, seed 1: PPO-HER reaches >= 0.9 success within 30,000 env steps."""
     out = run_script("ppo_her", tmp_path, "--prey", "static", "--spawn", "apart", "--total-timesteps", "30000",
