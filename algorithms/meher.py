@@ -113,6 +113,8 @@ class Args:
     """the maximum norm for the gradient clipping"""
     target_kl: float = 0.05
     """stop the update epochs once the approximate KL exceeds this"""
+    kl_stop_before_step: bool = False
+    """check a minibatch's KL before its step, against 1.5 x target_kl, and skip it (stable-baselines3's rule)"""
     hidden_size: int = 512
     """width of the 3 hidden tanh layers of the actor and of the critic"""
     init_logstd: float = 0.0
@@ -522,6 +524,7 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
                 old_approx_kl = (-logratio).mean()
                 approx_kl = ((ratio - 1) - logratio).mean()
                 clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+                over_kl = approx_kl > (1.5 * args.target_kl if args.kl_stop_before_step else args.target_kl)
 
             mb_advantages = b_advantages[mb_inds]
             if args.norm_adv and len(mb_inds) > 1:
@@ -546,15 +549,17 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
             entropy_loss = entropy.mean()
             loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
+            if over_kl and args.kl_stop_before_step:  # the released code's rule: this minibatch takes no step
+                break
             optimizer.zero_grad()
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
             if not torch.isfinite(grad_norm):  # a ratio overflowed (an action far in the policy's tail, e.g. a
                 break                          # relabelled one): stop the update before inf/NaN reach the weights
             optimizer.step()
-            if approx_kl > args.target_kl:
+            if over_kl:
                 break
-        if not torch.isfinite(grad_norm) or approx_kl > args.target_kl:
+        if over_kl or not torch.isfinite(grad_norm):
             break
 
     var_y = np.var(batch["returns"])

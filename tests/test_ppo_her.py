@@ -131,6 +131,29 @@ def test_an_overflowing_ratio_stops_the_update_before_it_reaches_the_weights(env
     assert all(torch.equal(p, q) for p, q in zip(agent.parameters(), before))
 
 
+@pytest.mark.parametrize("script", ["ppo_her", "meher", "ppo_her_2_ppo"])
+def test_kl_stop_before_step_skips_the_step_that_the_default_takes(env, script):
+    """Stored log-probs 1 below the current ones (approximate KL e - 2 = 0.72 from the first minibatch): the default
+    takes that minibatch's step and stops; --kl-stop-before-step (stable-baselines3's rule) stops before it."""
+    module = load_script(script)
+    rng = np.random.default_rng(0)
+    n = 64
+    changed = {}
+    for before_step in (False, True):
+        torch.manual_seed(0)
+        agent = module.Agent(env.observation_space, 3, 64)
+        obs, actions = rng.uniform(-5, 5, (n, 9)).astype(np.float32), rng.standard_normal((n, 3)).astype(np.float32)
+        with torch.no_grad():
+            logprobs = agent.get_action_and_value(torch.from_numpy(obs), torch.from_numpy(actions))[1].numpy() - 1.0
+        batch = dict(obs=obs, actions=actions, logprobs=logprobs, advantages=rng.standard_normal(n).astype(np.float32),
+                     returns=rng.standard_normal(n).astype(np.float32), values=np.zeros(n, np.float32))
+        start = [p.detach().clone() for p in agent.parameters()]
+        args = module.Args(minibatch_size=16, kl_stop_before_step=before_step)
+        module.ppo_update(agent, torch.optim.Adam(agent.parameters(), lr=1e-3), batch, args, "cpu")
+        changed[before_step] = not all(torch.equal(p, q) for p, q in zip(agent.parameters(), start))
+    assert changed == {False: True, True: False}
+
+
 def test_short_run_learns_static_prey(tmp_path):
     """Static prey, apart spawn, seed 1: PPO-HER reaches >= 0.9 success within 30,000 env steps."""
     out = run_script("ppo_her", tmp_path, "--prey", "static", "--spawn", "apart", "--total-timesteps", "30000",
