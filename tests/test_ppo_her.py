@@ -112,46 +112,39 @@ def test_logprobs_and_values_are_recomputed_under_new_goal(env):
     assert np.all(moved["obs"][:, -3:] == copies["goal"])
 
 
-@pytest.mark.parametrize("script", ["ppo_her", "meher", "ppo_her_2_ppo"])
-def test_an_overflowing_ratio_stops_the_update_before_it_reaches_the_weights(env, script):
-    """A stored log-prob far below the current one (an action deep in the policy's tail) overflows the PPO ratio to
-    inf: the update stops at that minibatch, with every weight finite and unchanged, instead of stepping on NaN."""
+def update_on_random_batch(script, env, logprob_shift, **flags):
+    """One ppo_update of a fresh agent on 64 random samples whose stored log-probs are the agent's current ones plus
+    logprob_shift; returns its losses and whether any weight moved."""
     module = load_script(script)
+    rng = np.random.default_rng(0)
     torch.manual_seed(0)
     agent = module.Agent(env.observation_space, 3, 64)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3, eps=1e-5)
-    rng = np.random.default_rng(0)
-    n = 64
-    batch = dict(obs=rng.uniform(-5, 5, (n, 9)), actions=rng.standard_normal((n, 3)), logprobs=np.full(n, -1e4),
-                 advantages=rng.standard_normal(n), returns=rng.standard_normal(n), values=np.zeros(n))
-    batch = {key: value.astype(np.float32) for key, value in batch.items()}
-    before = [p.detach().clone() for p in agent.parameters()]
-    losses = module.ppo_update(agent, optimizer, batch, module.Args(minibatch_size=16), "cpu")
-    assert losses["approx_kl"] == float("inf")
-    assert all(torch.equal(p, q) for p, q in zip(agent.parameters(), before))
+    obs, actions = rng.uniform(-5, 5, (64, 9)).astype(np.float32), rng.standard_normal((64, 3)).astype(np.float32)
+    with torch.no_grad():
+        logprobs = agent.get_action_and_value(torch.from_numpy(obs), torch.from_numpy(actions))[1].numpy()
+    advantages, returns = rng.standard_normal((2, 64)).astype(np.float32)
+    batch = dict(obs=obs, actions=actions, logprobs=logprobs + logprob_shift, advantages=advantages, returns=returns,
+                 values=np.zeros(64, np.float32))
+    start = [p.detach().clone() for p in agent.parameters()]
+    losses = module.ppo_update(agent, torch.optim.Adam(agent.parameters(), lr=1e-3, eps=1e-5), batch,
+                               module.Args(minibatch_size=16, **flags), "cpu")
+    return losses, not all(torch.equal(p, q) for p, q in zip(agent.parameters(), start))
+
+
+@pytest.mark.parametrize("script", ["ppo_her", "meher", "ppo_her_2_ppo"])
+def test_an_overflowing_ratio_stops_the_update_before_it_reaches_the_weights(env, script):
+    """Stored log-probs far below the current ones (actions deep in the policy's tail) overflow the PPO ratio to inf:
+    the update stops at that minibatch with every weight unchanged, instead of stepping on NaN."""
+    losses, moved = update_on_random_batch(script, env, logprob_shift=-1e4)
+    assert losses["approx_kl"] == float("inf") and not moved
 
 
 @pytest.mark.parametrize("script", ["ppo_her", "meher", "ppo_her_2_ppo"])
 def test_kl_stop_before_step_skips_the_step_that_the_default_takes(env, script):
     """Stored log-probs 1 below the current ones (approximate KL e - 2 = 0.72 from the first minibatch): the default
     takes that minibatch's step and stops; --kl-stop-before-step (stable-baselines3's rule) stops before it."""
-    module = load_script(script)
-    rng = np.random.default_rng(0)
-    n = 64
-    changed = {}
-    for before_step in (False, True):
-        torch.manual_seed(0)
-        agent = module.Agent(env.observation_space, 3, 64)
-        obs, actions = rng.uniform(-5, 5, (n, 9)).astype(np.float32), rng.standard_normal((n, 3)).astype(np.float32)
-        with torch.no_grad():
-            logprobs = agent.get_action_and_value(torch.from_numpy(obs), torch.from_numpy(actions))[1].numpy() - 1.0
-        batch = dict(obs=obs, actions=actions, logprobs=logprobs, advantages=rng.standard_normal(n).astype(np.float32),
-                     returns=rng.standard_normal(n).astype(np.float32), values=np.zeros(n, np.float32))
-        start = [p.detach().clone() for p in agent.parameters()]
-        args = module.Args(minibatch_size=16, kl_stop_before_step=before_step)
-        module.ppo_update(agent, torch.optim.Adam(agent.parameters(), lr=1e-3), batch, args, "cpu")
-        changed[before_step] = not all(torch.equal(p, q) for p, q in zip(agent.parameters(), start))
-    assert changed == {False: True, True: False}
+    assert update_on_random_batch(script, env, logprob_shift=-1.0)[1]
+    assert not update_on_random_batch(script, env, logprob_shift=-1.0, kl_stop_before_step=True)[1]
 
 
 def test_short_run_learns_static_prey(tmp_path):
