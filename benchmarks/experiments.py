@@ -319,7 +319,6 @@ EXPERIMENTS = [
         methods={**FETCH_METHODS, "ppo_her_2_ppo": "ppo_her_2_ppo"},
         conditions={"reach": "--env-id FetchReach-v4"}, flags=f"{FETCH_WEIGHT_DECAY} --stop-at-success 0.9",
         budget=300_000, seeds=3,
-        compare=(("off-policy-fetch-reach", "her_ddpg", "her_ddpg"), ("off-policy-fetch-reach", "sher", "sher")),
         cut="3 seeds, not 4; 300,000 env steps per run, not 1,000,000; runs stop at 90% success (the paper's "
             "Fetch runs did not stop early); one weight decay, not four"),
     Experiment(
