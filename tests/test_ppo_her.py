@@ -148,8 +148,10 @@ def test_kl_stop_before_step_skips_the_step_that_the_default_takes(env, script):
 
 
 def test_short_run_learns_static_prey(tmp_path):
-    """Static prey, apart spawn, seed 1: PPO-HER reaches >= 0.9 success within 30,000 env steps."""
-    out = run_script("ppo_her", tmp_path, "--prey", "static", "--spawn", "apart", "--total-timesteps", "30000",
+    """Static prey, apart spawn, seed 1, the fast configuration (half the time of the paper defaults): PPO-HER reaches
+    >= 0.9 success within 30,000 env steps (it does at 20,480)."""
+    out = run_script("ppo_her", tmp_path, "--prey", "static", "--spawn", "apart", "--hidden-size", "64", "--num-envs",
+                     "32", "--num-steps", "64", "--minibatch-size", "256", "--total-timesteps", "30000",
                      "--stop-at-success", "0.9")
     assert out.returncode == 0, out.stderr
     successes = [float(line.split("success")[1].split()[0]) for line in out.stdout.splitlines()
