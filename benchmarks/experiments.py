@@ -323,9 +323,9 @@ EXPERIMENTS = [
             "Fetch runs did not stop early); one weight decay, not four"),
     Experiment(
         name="off-policy-fetch-reach",
-        figure="DDPG + HER and SHER (alpha 0.05) on FetchReach with their task defaults, 1 CPU per run, summarised "
-               "by training and by test success: the off-policy side of ppo-fetch-reach, under the same load (two "
-               "runs at a time)",
+        figure="PPO-HER paper Fig. 5 (FetchReach), its off-policy side: DDPG + HER and SHER (alpha 0.05) with their "
+               "task defaults, 1 CPU per run, summarised by training and by test success, beside ppo-fetch-reach "
+               "under the same load (two runs at a time)",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions={"reach": "--env-id FetchReach-v4"},
         budget=10_000, seeds=3, also_tags=("eval/success_rate",), analyses=("delta_s",),
         cut="the papers' FetchReach runs were longer; 10,000 env steps (the scripts' FetchReach default) reach 90% "
@@ -335,7 +335,14 @@ EXPERIMENTS = [
         figure="PPO-HER paper Fig. 5 (FetchPush): PPO vs PPO-HER, and MEHER 0.6, on FetchPush, initial policy std "
                "0.6, weight decay 1e-4, 1,000,000 env steps, no early stop",
         methods=FETCH_METHODS, conditions={"push": "--env-id FetchPush-v4"}, flags=FETCH_WEIGHT_DECAY, budget=1_000_000,
-        seeds=2, cut="2 seeds, not 4; one weight decay, not four; FetchSlide and FetchPickAndPlace not run"),
+        seeds=2, cut="2 seeds, not 4; one weight decay, not four; FetchSlide and FetchPickAndPlace are "
+                     "ppo-fetch-slide-pick"),
+    Experiment(
+        name="ppo-fetch-slide-pick",
+        figure="PPO-HER paper Fig. 5 (FetchSlide, FetchPickAndPlace): PPO vs PPO-HER, initial policy std 0.6, "
+               "weight decay 1e-4, 1,000,000 env steps, no early stop",
+        methods=PPO_AND_PPO_HER, conditions=FETCH_HARD, flags=FETCH_WEIGHT_DECAY, budget=1_000_000, seeds=2,
+        cut="2 seeds, not 4; one weight decay, not four; MEHER 0.6 not run (it waits on PPO-HER learning FetchPush)"),
     # SHER's benchmark beyond FetchPush; docs/experiments.md has the budget.
     Experiment(
         name="sher-vs-ddpg-pick-slide",

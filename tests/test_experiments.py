@@ -196,6 +196,8 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "ppo-her-fetch-reach-weight-decay": (5, 1, 2),  # weight decay none, 1e-2, ..., 1e-5
     "ppo-fetch-reach": (4, 1, 3),  # PPO, PPO-HER, MEHER 0.6, PPO-HER-2-PPO
     "ppo-fetch-push": (3, 1, 2),  # PPO, PPO-HER, MEHER 0.6
+    "ppo-fetch-slide-pick": (2, 2, 2),  # PPO, PPO-HER x FetchSlide, FetchPickAndPlace
+    "off-policy-fetch-reach": (2, 1, 3),  # her_ddpg, sher beside ppo-fetch-reach
     "sher-vs-ddpg-pick-slide": (2, 2, 2),
     "sher-alpha-slide": (2, 1, 2),  # alpha 0.03, 0.1 (0.05 borrowed)
     "sher-vs-ddpg-hand": (2, 4, 1),
