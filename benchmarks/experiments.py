@@ -368,6 +368,17 @@ EXPERIMENTS = [
         tag="eval/success_rate", threshold=0.5, cpus_per_run=2, analyses=("delta_s",),
         cut="CHER (not implemented here); one seed, 640,000 env steps per run (16 epochs of HandReach, 8 "
             "of the 100-step HandManipulate tasks): the start of learning, not its end"),
+    Experiment(
+        name="sher-alpha-hand-reach",
+        figure="SHER paper Fig. 5 and Sec. 5.4 (the temperature alpha must suit the task) on HandReach, where alpha 0.05 leaves the 20-dim "
+               "policy at maximal entropy: alpha 0.01 (0.05 x 4 / 20, the same bonus per action dimension as "
+               "0.05 on Fetch) and alpha learnt with --autotune, beside sher-vs-ddpg-hand's SHER (alpha 0.05) and "
+               "DDPG + HER read up to the same 320,000 steps; 1 CPU per run, success threshold 50%",
+        methods={"sher_alpha0.01": "sher --alpha 0.01", "sher_autotune": "sher --autotune"},
+        conditions={"hand_reach": HAND["hand_reach"]}, budget=320_000, seeds=1, tag="eval/success_rate",
+        threshold=0.5, cpus_per_run=1, analyses=("delta_s",),
+        compare=(("sher-vs-ddpg-hand", "sher", "sher_alpha0.05"), ("sher-vs-ddpg-hand", "her_ddpg", "her_ddpg")),
+        cut="a diagnostic beside the paper's grid: one seed, 320,000 env steps (8 HandReach epochs)"),
 ]
 
 

@@ -201,6 +201,7 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "sher-vs-ddpg-pick-slide": (2, 2, 2),
     "sher-alpha-slide": (2, 1, 2),  # alpha 0.03, 0.1 (0.05 borrowed)
     "sher-vs-ddpg-hand": (2, 4, 1),
+    "sher-alpha-hand-reach": (2, 1, 1),  # alpha 0.01, --autotune (0.05 and her_ddpg borrowed)
 }
 PARSED_AWAY = {"exp_name", "seed", "torch_threads"}  # what differs between seeds, not between configurations
 
