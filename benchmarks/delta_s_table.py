@@ -1,8 +1,11 @@
 """The SHER paper's Table 1 from our logs: mean delta_S = |S_train - S_test| (its eq. (17)) over a run's epochs,
 one row per method, one column per environment, averaged over seeds (the number of seeds in brackets), as the
-paper reports it. Compare methods only over the same budget: every run is cut at the budget.
+paper reports it. Compare methods only over the same budget: every run is cut at the budget. Several experiment
+folders give one table (each task's runs to their own length where no budget is given).
 
     python benchmarks/delta_s_table.py experiments/sher-vs-ddpg-push --budget 640000
+    python benchmarks/delta_s_table.py experiments/off-policy-fetch-reach experiments/sher-vs-ddpg-push \
+        experiments/sher-vs-ddpg-hand
 """
 import sys
 from collections import defaultdict

@@ -121,14 +121,18 @@ def first_crossing(curve: Curve, threshold: float) -> tuple[float, float]:
 
 
 def table_from_command_line(description: str, example: str, table) -> None:
-    """The command line of an analysis tool: `tool.py FOLDER [--budget N]` prints table(runs, budget)."""
+    """The command line of an analysis tool: `tool.py FOLDER [FOLDER ...] [--budget N]` prints table(runs, budget)
+    of the finished runs of all the folders together."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("folder", help=f"an experiment's log folder, e.g. {example}")
+    parser.add_argument("folders", nargs="+", metavar="FOLDER", help=f"an experiment's log folder, e.g. {example}")
     parser.add_argument("--budget", type=int, default=10**12, help="use each run up to this env step")
     args = parser.parse_args()
-    runs = load_runs(args.folder)
-    if not runs:
-        raise SystemExit(f"error: no finished runs under {args.folder}")
+    runs = []
+    for folder in args.folders:
+        found = load_runs(folder)
+        if not found:
+            raise SystemExit(f"error: no finished runs under {folder}")
+        runs += found
     print(table(runs, args.budget))

@@ -155,3 +155,17 @@ def test_delta_s_table_averages_each_run_over_its_epochs_up_to_the_budget():
     runs = [sher([0.1, 0.3, 9.0], 1), sher([0.2, 0.2, 9.0], 2)]  # the 9.0 epochs lie beyond a 2,000-step budget
     assert mean_delta_s(runs, budget=2000) == {("sher", "FPush"): [pytest.approx(0.2), pytest.approx(0.2)]}
     assert "| sher | 0.200 (2) |" in delta_s_table(runs, budget=2000)
+
+
+def test_an_analysis_command_pools_the_runs_of_several_folders_and_names_an_empty_one(monkeypatch, capsys):
+    import run_logs
+
+    found = {"a": [run([0.5], method="her_ddpg")], "b": [run([0.5], method="sher")], "empty": []}
+    monkeypatch.setattr(run_logs, "load_runs", lambda folder: found[folder])
+    table = lambda runs, budget: sorted(r.method for r in runs)  # noqa: E731
+    monkeypatch.setattr(sys, "argv", ["tool.py", "a", "b"])
+    run_logs.table_from_command_line("tool", "a", table)
+    assert capsys.readouterr().out.strip() == "['her_ddpg', 'sher']"
+    monkeypatch.setattr(sys, "argv", ["tool.py", "a", "empty"])
+    with pytest.raises(SystemExit, match="error: no finished runs under empty"):
+        run_logs.table_from_command_line("tool", "a", table)
