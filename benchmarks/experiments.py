@@ -1,7 +1,7 @@
 """Experiments as code: every experiment behind the docs' results is one definition below, run on Ray.
 
     python benchmarks/experiments.py list
-    python benchmarks/experiments.py run NAME [--seeds N] [--address ADDR] [--cpus-per-run C] [--dry-run]
+    python benchmarks/experiments.py run NAME [--seeds N] [--methods M1,M2] [--conditions C1,C2] [--address ADDR] [--cpus-per-run C] [--dry-run]
     python benchmarks/experiments.py report NAME
 
 A definition says which script runs, with which flags (the methods compared x the conditions they are compared
@@ -704,9 +704,9 @@ def is_finished(folder: Path, run: Run) -> bool:
 
 
 def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_run=None, logs=LOGS,
-                   dry_run=False, methods=None) -> int:
-    """Runs every run of `experiment` that has not finished (of `methods` only, if given); returns the exit status
-    (0, 1: some failed, 130: interrupted). Bad input raises BadInput."""
+                   dry_run=False, methods=None, conditions=None) -> int:
+    """Runs every run of `experiment` that has not finished (of `methods` and `conditions` only, if given); returns
+    the exit status (0, 1: some failed, 130: interrupted). Bad input raises BadInput."""
     cpus = cpus_per_run or experiment.cpus_per_run
     if seeds is not None and seeds < 1:
         raise BadInput("--seeds must be at least 1")
@@ -714,12 +714,15 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
         raise BadInput("--cpus-per-run must be at least 1")
     if address is None and cpus > os.cpu_count():
         raise BadInput(f"--cpus-per-run {cpus} is more than this machine's {os.cpu_count()} CPUs")
-    unknown = sorted(set(methods or ()) - set(experiment.methods))
-    if unknown:
-        raise BadInput(f"--methods: {experiment.name} has no method {', '.join(unknown)}; valid: "
-                       f"{', '.join(experiment.methods)}")
+    for flag, chosen, valid in (("methods", methods, experiment.methods), ("conditions", conditions,
+                                                                          experiment.conditions)):
+        unknown = sorted(set(chosen or ()) - set(valid))
+        if unknown:
+            raise BadInput(f"--{flag}: {experiment.name} has no {flag[:-1]} {', '.join(unknown)}; valid: "
+                           f"{', '.join(valid)}")
     folder = Path(logs) / experiment.name
-    runs = [run for run in experiment.runs(seeds) if not methods or run.method in methods]
+    runs = [run for run in experiment.runs(seeds) if (not methods or run.method in methods)
+            and (not conditions or run.condition in conditions)]
     todo = [run for run in runs if not is_finished(folder, run)]
     if dry_run:
         code = code_snapshot()
@@ -939,6 +942,8 @@ def main(argv=None) -> int:
     run.add_argument("--cpus-per-run", type=int, default=None, help="CPUs and torch threads of each run")
     run.add_argument("--methods", type=lambda text: text.split(","), default=None, metavar="M1,M2",
                      help="run only these of the definition's methods (default: all)")
+    run.add_argument("--conditions", type=lambda text: text.split(","), default=None, metavar="C1,C2",
+                     help="run only these of the definition's conditions (default: all)")
     run.add_argument("--dry-run", action="store_true", help="print the command lines; run nothing")
     report = commands.add_parser("report", parents=[common], help="tables and curves of NAME's finished runs")
     report.add_argument("name")
@@ -957,7 +962,7 @@ def main(argv=None) -> int:
         experiment = find(experiments, args.name)
         if args.command == "run":
             return run_experiment(experiment, args.seeds, args.address, args.cpus_per_run, args.logs, args.dry_run,
-                                  args.methods)
+                                  args.methods, args.conditions)
         print(write_report(experiment, args.logs, args.results, experiments), end="")
         print(f"wrote {Path(args.results) / experiment.name}/")
         return 0

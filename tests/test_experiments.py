@@ -38,6 +38,9 @@ EXPERIMENTS = [
     tiny("tiny", {{"her": "ppo_her", "ppo": "ppo_her --no-her"}}),
     tiny("tiny-bad", {{"her": "ppo_her", "bad": "ppo_her --no-such-flag 3"}}, seeds=1),
     tiny("tiny-one", {{"her": "ppo_her"}}),
+    Experiment(name="tiny-two", figure="a test", methods={{"her": "ppo_her", "ppo": "ppo_her --no-her"}},
+               conditions={{"rr": "--prey random --spawn random", "sa": "--prey straight_away --spawn apart"}},
+               flags="{TINY}", budget=512, seeds=2),
     tiny("tiny-slow", {{"her": "ppo_her"}}, seeds=3, budget=200_000),
     tiny("tiny-resume", {{"her": "ppo_her"}}, seeds=1, budget=40 * 256,  # 40 iterations, a checkpoint after each
          flags="--minibatch-size 256 --checkpoint-every 1"),
@@ -309,6 +312,7 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
     (["run", "tiny", "--address", "127.0.0.1:{port}"], "no Ray cluster"),
     (["report", "tiny-one"], "no finished runs"),
     (["run", "tiny", "--methods", "her,nope"], "no method nope; valid: her, ppo"),
+    (["run", "tiny-two", "--conditions", "sa,nope"], "no condition nope; valid: rr, sa"),
 ])
 def test_bad_input_is_one_line_within_seconds(workspace, args, says):
     """Unknown names, impossible numbers, an address with nothing behind it: one line, non-zero, no traceback."""
@@ -334,6 +338,16 @@ def test_methods_runs_only_the_methods_named(workspace, tmp_path):
     out = cli(workspace, "run", "tiny", "--dry-run", "--methods", "ppo", logs=tmp_path / "logs")
     commands = [line for line in out.stdout.splitlines() if "algorithms/ppo_her.py" in line]
     assert out.returncode == 0 and len(commands) == 2 and all("--no-her" in c for c in commands), out.stdout
+    assert "2 of 2 runs to run" in out.stdout
+
+
+def test_conditions_and_methods_together_pick_one_task_of_one_method(workspace, tmp_path):
+    """--conditions C --methods M runs only M on C, every seed: one task's runs of a long comparison at a time."""
+    out = cli(workspace, "run", "tiny-two", "--dry-run", "--conditions", "sa", "--methods", "her",
+              logs=tmp_path / "logs")
+    commands = [line for line in out.stdout.splitlines() if "algorithms/ppo_her.py" in line]
+    assert out.returncode == 0 and len(commands) == 2, out.stdout
+    assert all("--prey straight_away" in c and "--no-her" not in c for c in commands), out.stdout
     assert "2 of 2 runs to run" in out.stdout
 
 
