@@ -1,7 +1,8 @@
 """Experiments as code: every experiment behind the docs' results is one definition below, run on Ray.
 
     python benchmarks/experiments.py list
-    python benchmarks/experiments.py run NAME [--seeds N] [--methods M1,M2] [--conditions C1,C2] [--address ADDR] [--cpus-per-run C] [--dry-run]
+    python benchmarks/experiments.py run NAME [--seeds N] [--methods M1,M2] [--conditions C1,C2] [--address ADDR]
+                                              [--cpus-per-run C] [--dry-run]
     python benchmarks/experiments.py report NAME
 
 A definition says which script runs, with which flags (the methods compared x the conditions they are compared
