@@ -874,7 +874,7 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
     out = Path(results) / experiment.name
     out.mkdir(parents=True, exist_ok=True)
     methods = [*experiment.methods, *[label for _, _, label in experiment.compare]]
-    conditions = list(experiment.conditions)
+    conditions = [c for c in experiment.conditions if any(run.condition == c for run in runs)]  # none: no curves
     rows = summarise(runs, experiment.tag, experiment.threshold, experiment.budget, methods, conditions)
     plots = plot_curves(runs, experiment.tag, experiment.budget, out, methods, conditions)
     borrowed = "".join(f" {label} is method {method} of `{name}`." for name, method, label in experiment.compare)

@@ -635,3 +635,16 @@ def test_report_summarises_each_extra_tag_in_its_own_table_and_curves(tmp_path):
     assert "| rr | ddpg | 2 | 0/2 | 4,000 [4,000, 4,000] |" in main and "| rr | ppo | 2 | 2/2 | 2,000" in main
     assert "| rr | ddpg | 2 | 2/2 | 2,000 [2,000, 2,000] |" in extra and "| rr | ppo |" not in extra
     assert (tmp_path / "results" / "tags" / "eval-success_rate-rr.png").is_file()
+
+
+def test_report_draws_no_curves_for_a_condition_without_finished_runs(tmp_path):
+    """A comparison run one task at a time (`run --conditions`) reports the tasks that have runs, with no empty
+    figure for the others."""
+    e = experiments.Experiment(name="half", figure="a test", methods={"her": "ppo_her"},
+                               conditions={"rr": "", "sa": "--prey straight_away --spawn apart"}, budget=2000, seeds=1)
+    for run in e.runs():
+        if run.condition == "rr":
+            fake_run(tmp_path, run, [0.5, 0.95])
+    text = experiments.write_report(e, tmp_path, tmp_path / "results", experiments.check_definitions([e]))
+    assert "| rr | her | 1 | 1/1 |" in text and "![](rr.png)" in text and "sa.png" not in text
+    assert not (tmp_path / "results" / "half" / "sa.png").exists()
