@@ -30,17 +30,16 @@ TINY = "--num-envs 4 --num-steps 64 --hidden-size 16"  # 512 env steps: two PPO 
 DEFINITIONS = f'''
 from experiments import Experiment
 
-def tiny(name, methods, seeds=2, budget=512, flags=""):
-    return Experiment(name=name, figure="a test", methods=methods, conditions={{"rr": "--prey random --spawn random"}},
+def tiny(name, methods, seeds=2, budget=512, flags="", conditions={{"rr": "--prey random --spawn random"}}):
+    return Experiment(name=name, figure="a test", methods=methods, conditions=conditions,
                       flags="{TINY} " + flags, budget=budget, seeds=seeds)
 
 EXPERIMENTS = [
     tiny("tiny", {{"her": "ppo_her", "ppo": "ppo_her --no-her"}}),
     tiny("tiny-bad", {{"her": "ppo_her", "bad": "ppo_her --no-such-flag 3"}}, seeds=1),
     tiny("tiny-one", {{"her": "ppo_her"}}),
-    Experiment(name="tiny-two", figure="a test", methods={{"her": "ppo_her", "ppo": "ppo_her --no-her"}},
-               conditions={{"rr": "--prey random --spawn random", "sa": "--prey straight_away --spawn apart"}},
-               flags="{TINY}", budget=512, seeds=2),
+    tiny("tiny-two", {{"her": "ppo_her", "ppo": "ppo_her --no-her"}},
+         conditions={{"rr": "--prey random --spawn random", "sa": "--prey straight_away --spawn apart"}}),
     tiny("tiny-slow", {{"her": "ppo_her"}}, seeds=3, budget=200_000),
     tiny("tiny-resume", {{"her": "ppo_her"}}, seeds=1, budget=40 * 256,  # 40 iterations, a checkpoint after each
          flags="--minibatch-size 256 --checkpoint-every 1"),
