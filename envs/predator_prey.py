@@ -38,7 +38,7 @@ AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetM
 
 def _choice(name: str, value, valid) -> None:
     if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid values: {', '.join(map(str, valid))}")
+        raise ValueError(f"{name} must be one of {', '.join(map(str, valid))}, got {value!r}")
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

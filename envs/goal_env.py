@@ -1,0 +1,165 @@
+"""The environment side that every script shares: one constructor for any goal task, and one player of
+evaluation episodes that can also record them as MP4.
+
+    envs = make_goal_env("FetchPush-v4", num_envs=16)   # or "PredatorPrey-v0", prey="attract", ...
+    successes = play_episodes("PredatorPrey-v0", policy, episodes=100, seed=2, video_path="videos/eval.mp4")
+
+Errors name the option as the scripts' flag (`--num-dims`, `--env-id`), because the scripts pass their flags
+straight through: a script prints the GoalEnvError's text and exits.
+"""
+
+import contextlib
+import inspect
+import io
+import os
+import signal
+import warnings
+
+import gymnasium as gym
+import imageio
+import numpy as np
+
+from envs.predator_prey import PredatorPreyCore, PredatorPreyEnv
+
+with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
+    import gymnasium_robotics
+gym.register_envs(gymnasium_robotics)  # FetchReach-v4, FetchPush-v4, ..., HandManipulateBlock-v1, HandReach-v3
+
+PREDATOR_PREY = "PredatorPrey-v0"
+PREDATOR_PREY_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(PredatorPreyCore).parameters.items()
+    if name != "num_envs"
+}
+
+
+class GoalEnvError(ValueError):
+    """A goal task that cannot be built as asked; the text names the flag."""
+
+
+def flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, **options) -> gym.vector.VectorEnv:
+    """`num_envs` copies of a goal task stepped together, with the task's vectorised `compute_reward` and its
+    `max_episode_steps` as attributes. `options` are Predator-Prey's (prey, spawn, num_dims, ...).
+
+    restart_finished=True: an episode that ends restarts inside the step that ended it, its last observation in
+    the info's `final_obs`. restart_finished=False: a finished env waits for the next reset (one episode per env
+    from reset). The info always holds `is_success`, `episode_steps` and `episode_return` of the step."""
+    if env_id == PREDATOR_PREY:
+        autoreset_mode = "same_step" if restart_finished else "next_step"
+        try:
+            envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                                autoreset_mode=autoreset_mode, **options)
+        except ValueError as error:  # Predator-Prey's messages start with the option's name
+            option, _, reason = str(error).partition(" ")
+            raise GoalEnvError(f"{flag(option)} {reason}")
+        return GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, reset_finished=False)
+    changed = [f"{flag(name)} {value}" for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
+    if changed:
+        raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
+    compute_reward = check_goal_env(env_id)
+    mode = "async" if num_envs > 1 else "sync"  # MuJoCo in subprocesses: all cores simulate
+    no_autoreset = dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is for the script, not the simulators
+    try:
+        envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    return GoalVectorEnv(envs, compute_reward, gym.spec(env_id).max_episode_steps, restart_finished)
+
+
+def check_goal_env(env_id: str):
+    """The task's compute_reward, from one env in this process, once the task is known to be a goal env whose
+    compute_reward scores many goals in one call (relabelling scores whole batches)."""
+    try:
+        env = gym.make(env_id).unwrapped
+    except (gym.error.Error, ImportError, TypeError) as error:
+        raise GoalEnvError(f"--env-id {env_id}: {error}")
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
+        raise GoalEnvError(f"--env-id {env_id} is not a goal env (observation, achieved_goal, desired_goal)")
+    goals = np.zeros((2, *space["desired_goal"].shape))
+    try:
+        rewards = env.compute_reward(goals, goals, None)
+    except Exception:
+        rewards = None
+    if np.shape(rewards) != (2,):
+        raise GoalEnvError(f"--env-id {env_id}: its compute_reward is not vectorised (one reward per goal)")
+    return env.compute_reward
+
+
+class GoalVectorEnv(gym.vector.VectorWrapper):
+    """A vector env of a goal task, its episodes counted: `episode_steps` and `episode_return` in the info.
+    reset_finished: reset the envs whose episode ended inside the step that ended it (gymnasium's vector envs,
+    built without autoreset; Predator-Prey's restarts by itself)."""
+
+    episode_steps = 0
+    episode_return = 0.0
+
+    def __init__(self, envs, compute_reward, max_episode_steps: int, reset_finished: bool):
+        super().__init__(envs)
+        self.compute_reward = compute_reward
+        self.max_episode_steps = max_episode_steps
+        self.reset_finished = reset_finished
+
+    def step(self, actions):
+        obs, reward, terminations, truncations, infos = self.env.step(actions)
+        done = terminations | truncations
+        final_obs = infos.get("final_obs", obs)
+        if self.reset_finished and done.any():
+            obs = self.env.reset(options=dict(reset_mask=done))[0]
+        steps = self.episode_steps + 1
+        returns = self.episode_return + reward
+        self.episode_steps = np.where(done, 0, steps)
+        self.episode_return = np.where(done, 0.0, returns)
+        counts = dict(episode_steps=steps, episode_return=returns)
+        return obs, reward, terminations, truncations, {**counts, **infos, "final_obs": final_obs}
+
+
+def make_env(env_id: str, render_mode=None, **options) -> gym.Env:
+    """One plain env: Predator-Prey's own class (gym.make's TimeLimit would cut its failure step), or gym.make's."""
+    if env_id == PREDATOR_PREY:
+        return PredatorPreyEnv(render_mode=render_mode, **options)
+    return gym.make(env_id, render_mode=render_mode)
+
+
+def check_can_draw(env_id: str, **options) -> None:
+    """--capture-video: refuse the run at once if the task cannot draw here (MuJoCo draws offscreen only with
+    MUJOCO_GL=egl or osmesa), rather than train for hours and find no video."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():  # GLFW's failed probes
+            warnings.simplefilter("ignore")
+            env = make_env(env_id, "rgb_array", **options)
+            env.reset(seed=0)
+            env.render()
+            env.close()
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        raise GoalEnvError(f"--capture-video: {env_id} cannot draw here ({reason}); set MUJOCO_GL=egl or osmesa")
+
+
+def play_episodes(env_id: str, policy, episodes: int, seed: int, video_path: str = "", **options) -> np.ndarray:
+    """`episodes` episodes of `policy` (one observation dict -> one action) in one env seeded once with `seed`,
+    one after another; returns their is_success. With a video_path every step is drawn and the episodes are
+    written there as one MP4 (imageio with the ffmpeg binary of imageio-ffmpeg)."""
+    env = make_env(env_id, "rgb_array" if video_path else None, **options)
+    frames = []
+    successes = []
+    obs, _ = env.reset(seed=seed)
+    while len(successes) < episodes:
+        if video_path:
+            frames.append(env.render())
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        if terminated or truncated:
+            if video_path:
+                frames.append(env.render())  # the episode's last picture, before the next one starts
+            successes.append(info["is_success"])
+            obs, _ = env.reset()
+    env.close()
+    if video_path:
+        os.makedirs(os.path.dirname(video_path) or ".", exist_ok=True)
+        imageio.mimwrite(video_path, frames, fps=env.metadata.get("render_fps", 10))
+    return np.array(successes, dtype=np.float64)
