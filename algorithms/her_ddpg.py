@@ -3,21 +3,15 @@
 # Papers: Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 (Algorithm 1, Sec. 4.5); Plappert et al.,
 # "Multi-Goal Reinforcement Learning: Challenging Robotics Environments and Request for Research", arXiv 1802.09464.
 # Everything outside the LEARNER block is line for line algorithms/sher.py: their diff is the learner.
-import contextlib
 import dataclasses
-import io
-import itertools
 import os
-import pickle
 import random
 import signal
+import sys
 import time
-import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Literal, Optional
 
-import gymnasium as gym
-import imageio
 import numpy as np
 import torch
 import torch.nn as nn
@@ -26,12 +20,10 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-import envs as predator_prey  # registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
+from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
 
-with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
-    import gymnasium_robotics
-gym.register_envs(gymnasium_robotics)
 SCRIPT = os.path.basename(__file__)
+RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
 
 
 @dataclass
@@ -45,13 +37,13 @@ class Args:
     cuda: bool = False
     """if toggled, cuda is used"""
     torch_threads: int = 1
-    """CPU threads of torch (1 leaves the other cores to the env subprocesses; more help on an idle machine only)"""
+    """CPU threads of torch (1 leaves the other cores to the env subprocesses)"""
     save_model: bool = False
     """save the networks and the normalisers to runs/{run_name}/"""
     capture_video: bool = False
     """record one deterministic test episode per epoch to videos/{run_name}/"""
     checkpoint_every: int = 0
-    """write runs/{run_name}/checkpoint.pt every this many epochs too (it is always written at the end and on Ctrl-C)"""
+    """also write runs/{run_name}/checkpoint.pt every this many epochs (0: at the end and on Ctrl-C)"""
     resume: str = ""
     """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
 
@@ -60,12 +52,10 @@ class Args:
     """a goal env: FetchReach/Push/PickAndPlace/Slide-v4, HandManipulate*/HandReach, or PredatorPrey-v0"""
     num_envs: Optional[int] = None
     """parallel envs, one episode each per cycle (None: 16; FetchReach: 2)"""
-    async_envs: bool = True
-    """step MuJoCo envs in subprocesses (gymnasium AsyncVectorEnv) so that all cores simulate"""
-    prey: str = "random"
-    """PredatorPrey-v0 only: prey behaviour (static, random, attract, repel, straight_away, random_direction)"""
-    spawn: str = "random"
-    """PredatorPrey-v0 only: spawn mode (random or apart)"""
+    prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
+    """PredatorPrey-v0 only: prey behaviour"""
+    spawn: Literal["random", "apart"] = "random"
+    """PredatorPrey-v0 only: spawn mode"""
 
     # Schedule (baselines her.py / config.py)
     total_timesteps: int = 10_000
@@ -116,40 +106,8 @@ TASK_DEFAULTS = {
 }
 
 
-RESUME_MAY_CHANGE = ["total_timesteps", "checkpoint_every", "capture_video", "save_model", "cuda", "torch_threads",
-                     "async_envs", "resume"]  # how a run goes on, not what it learns
-
-
-def parse_args() -> tuple[Args, Optional[dict]]:
-    """The checked flags, and with --resume the run's checkpoint, whose flags are then the defaults. Bad input ends
-    the script with one `error:` line before anything heavy starts."""
-    args, checkpoint = tyro_cli(Args()), None
-    if args.resume:
-        checkpoint = load_checkpoint(os.path.join(args.resume, "checkpoint.pt"))
-        run = Args(**checkpoint["args"])
-        args = tyro_cli(dataclasses.replace(run, resume=args.resume))
-        for name in [name for name in vars(args) if name not in RESUME_MAY_CHANGE]:
-            if getattr(args, name) != getattr(run, name):
-                may_change = ", ".join(f"--{flag.replace('_', '-')}" for flag in RESUME_MAY_CHANGE)
-                raise SystemExit(f"error: --resume: the run has --{name.replace('_', '-')} {getattr(run, name)}; "
-                                 f"a resumed run may change only {may_change}")
-    fill_task_defaults(args)
-    check_args(args, steps_done=checkpoint["counters"][0] if checkpoint else 0)
-    return args, checkpoint
-
-
-def tyro_cli(default: Args) -> Args:
-    """tyro.cli, with its parse errors (`--seed abc`, an unknown flag) as one line."""
-    tyro_output = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(tyro_output):
-            return tyro.cli(Args, default=default)
-    except SystemExit as exit:
-        if exit.code:  # not --help: the message is the first text in tyro's box
-            text = [line.strip("│╭╮╰╯ ") for line in tyro_output.getvalue().splitlines()[1:]]
-            raise SystemExit(f"error: {' '.join(itertools.takewhile(lambda l: not l.startswith('─'), text))} "
-                             "(see --help)")
-        raise
+# how a run goes on, not what it learns: the only flags a resumed run may change
+RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda", "torch_threads"]
 
 
 def fill_task_defaults(args: Args) -> None:
@@ -159,106 +117,84 @@ def fill_task_defaults(args: Args) -> None:
             setattr(args, key, value)
 
 
-def check_args(args: Args, steps_done: int = 0) -> None:
-    """Every bad flag is one `error:` line naming it and its valid range."""
-    pp_flags = [f"--{name} {getattr(args, name)}" for name in ("prey", "spawn") if getattr(args, name) != "random"]
-    problems = [
-        (args.env_id not in gym.registry, f"--env-id {args.env_id!r} is not a registered env (try FetchReach-v4)"),
-        (pp_flags and not args.env_id.startswith("PredatorPrey"), f"{', '.join(pp_flags)}: PredatorPrey-v0 only"),
-        (args.prey not in predator_prey.PREY_BEHAVIOURS, f"--prey must be one of {predator_prey.PREY_BEHAVIOURS}"),
-        (args.spawn not in predator_prey.SPAWN_MODES, f"--spawn must be one of {predator_prey.SPAWN_MODES}"),
-        (not args.exp_name or "/" in args.exp_name, "--exp-name must be a name without '/'"),
-        (args.cuda and not torch.cuda.is_available(), "--cuda: torch finds no CUDA device here"),
-        (args.total_timesteps <= steps_done, f"--total-timesteps must be > {steps_done} (the steps already done)"),
-        (min(args.num_envs, args.n_cycles, args.batch_size) <= 0, "--num-envs, --n-cycles, --batch-size must be > 0"),
-        (min(args.n_batches, args.n_test_rollouts, args.checkpoint_every) < 0,
-         "--n-batches, --n-test-rollouts and --checkpoint-every must be >= 0"),
-        (args.replay_k < 0, "--replay-k must be >= 0"),
-        (not 0 < args.gamma < 1, "--gamma must be in (0, 1)"),
-        (min(args.clip_obs, args.norm_eps, args.norm_clip) <= 0, "--clip-obs, --norm-eps, --norm-clip must be > 0"),
-        (min(args.hidden_size, args.torch_threads) <= 0, "--hidden-size and --torch-threads must be > 0"),
-        (min(args.policy_lr, args.q_lr) <= 0, "--policy-lr and --q-lr must be > 0"),
-        (not 0 <= args.polyak <= 1, "--polyak must be in [0, 1]"),
-        (min(args.action_l2, args.noise_eps) < 0, "--action-l2 and --noise-eps must be >= 0"),
-        (not 0 <= args.random_eps <= 1, "--random-eps must be in [0, 1]"),
+def check_args(args: Args) -> None:
+    """Values that would crash the run or silently mislead it, each refused in one line naming its flag."""
+    rules = [
+        ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
+        ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+        ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
+        ("torch_threads", args.torch_threads >= 1, ">= 1"),
+        ("checkpoint_every", args.checkpoint_every >= 0, ">= 0"),
+        ("num_envs", args.num_envs >= 1, ">= 1"),
+        ("total_timesteps", args.total_timesteps >= 1, ">= 1"),
+        ("n_cycles", args.n_cycles >= 1, ">= 1"),
+        ("n_batches", args.n_batches >= 0, ">= 0"),
+        ("batch_size", args.batch_size >= 1, ">= 1"),
+        ("n_test_rollouts", args.n_test_rollouts >= 1, ">= 1"),
+        ("replay_k", args.replay_k >= 0, ">= 0"),
+        ("clip_obs", args.clip_obs > 0, "> 0"),
+        ("norm_eps", args.norm_eps > 0, "> 0"),
+        ("norm_clip", args.norm_clip > 0, "> 0"),
+        ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
+        ("hidden_size", args.hidden_size >= 1, ">= 1"),
+        ("policy_lr", args.policy_lr > 0, "> 0"),
+        ("q_lr", args.q_lr > 0, "> 0"),
+        ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
+        ("action_l2", args.action_l2 >= 0, ">= 0"),
+        ("noise_eps", args.noise_eps >= 0, ">= 0"),
+        ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]"),
     ]
-    for bad, message in problems:
-        if bad:
-            raise SystemExit(f"error: {message}")
-    env = make_env(args)
-    space, T = env.observation_space, task_of(args, env).horizon
-    if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
-        raise SystemExit(f"error: --env-id {args.env_id} is not a goal env (observation, achieved_goal, desired_goal)")
-    high, low = env.action_space.high, env.action_space.low
-    if np.any(high != high[0]) or np.any(low != -high):
-        raise SystemExit(f"error: --env-id {args.env_id}: the action space must be a box [-max_u, max_u]^n")
-    if args.buffer_size < args.num_envs * T:
-        raise SystemExit(f"error: --buffer-size must hold one episode per env: >= num-envs x {T} = {args.num_envs * T}")
+    for name, valid, rule in rules:
+        if not valid:
+            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
 
 
-def load_checkpoint(path: str) -> dict:
-    """The checkpoint at `path`, or one `error:` line if it is missing, unreadable (truncated) or another script's."""
+def resume_run(args: Args) -> tuple[Args, dict]:
+    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that cannot be read
+    or is another script's, a typed flag that changes learning, or a budget already spent is refused."""
+    path = os.path.join(args.resume, "checkpoint.pt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # pickled: resume only your own runs
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # a file this script wrote
     except Exception as error:
-        raise SystemExit(f"error: --resume: cannot load {path}: {type(error).__name__}: {error}".splitlines()[0])
+        refuse_resume(f"cannot read {path} ({type(error).__name__})")
     if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
-        raise SystemExit(f"error: --resume: {path} is not a checkpoint of {SCRIPT}")
-    return checkpoint
+        refuse_resume(f"{path} is not a checkpoint of {SCRIPT}")
+    run_args = Args(**checkpoint["args"])
+    args = tyro.cli(Args, default=dataclasses.replace(run_args, resume=args.resume))
+    for name in vars(args):
+        if name not in RESUMABLE and getattr(args, name) != getattr(run_args, name):
+            refuse_resume(f"the run has --{name.replace('_', '-')} {getattr(run_args, name)}; "
+                          f"a resumed run may change only {', '.join(RESUMABLE)}")
+    if args.total_timesteps <= checkpoint["global_step"]:
+        refuse_resume(f"--total-timesteps must be above the {checkpoint['global_step']} steps done")
+    return args, checkpoint
 
 
-def save_checkpoint(state: dict, path: str) -> None:
-    """Atomic: a crash while writing leaves the previous checkpoint whole (temp file, fsync, rename)."""
-    try:
-        with open(f"{path}.tmp", "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(f"{path}.tmp", path)
-    finally:
-        if os.path.exists(f"{path}.tmp"):
-            os.remove(f"{path}.tmp")
+def refuse_resume(reason: str) -> None:
+    print(f"error: --resume: {reason}", file=sys.stderr)
+    raise SystemExit(RESUME_REFUSED)
 
 
-def make_env(args: Args, num_envs: Optional[int] = None, render_mode: Optional[str] = None):
-    """`num_envs` envs stepped together (MuJoCo ones in subprocesses unless --no-async-envs), or one env in this
-    process for its spaces, its vectorised compute_reward (baselines reward_fun) and videos."""
-    kwargs = dict(prey=args.prey, spawn=args.spawn) if args.env_id.startswith("PredatorPrey") else {}
-    try:
-        if num_envs is None:
-            return gym.make(args.env_id, render_mode=render_mode, **kwargs).unwrapped
-        mode = "vector_entry_point" if kwargs else "async" if args.async_envs else "sync"
-        return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
-    except (ValueError, TypeError, gym.error.Error) as error:
-        raise SystemExit(f"error: --env-id {args.env_id}: cannot make it: {error}")
+def save_checkpoint(checkpoint: dict, path: str) -> None:
+    """Atomic: written beside, synced, then renamed over the previous one, which a crash leaves whole."""
+    with open(f"{path}.tmp", "wb") as file:
+        torch.save(checkpoint, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(f"{path}.tmp", path)
 
 
-def make_video_env(args: Args) -> Optional[gym.Env]:
-    """The env of --capture-video, or None, said in one line, where it cannot render (MuJoCo renders offscreen only
-    with MUJOCO_GL=egl or osmesa)."""
-    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():  # failed GL probes warn on stderr
-        warnings.simplefilter("ignore")
-        try:
-            env = make_env(args, render_mode="rgb_array")
-            env.reset(seed=args.seed)
-            env.render()
-            return env
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}".splitlines()[0]
-    print(f"--capture-video: no video, {args.env_id} does not render here ({reason}); MUJOCO_GL is "
-          f"{os.environ.get('MUJOCO_GL', 'unset')}, MuJoCo needs egl or osmesa", flush=True)
-    return None
+def stop_on_ctrl_c() -> list:
+    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second Ctrl-C stops it at once."""
+    pressed = []
 
+    def handler(signum, frame):
+        pressed.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print("Ctrl-C: the run stops after this cycle (Ctrl-C again: at once)", flush=True)
 
-def record_video(env: gym.Env, policy: Callable, task: "Task", path: str, seed: int) -> None:
-    """One deterministic test episode of one env, written to `path` as MP4 (imageio with its bundled ffmpeg)."""
-    obs, _ = env.reset(seed=seed)
-    frames, done = [env.render()], False
-    while not done and len(frames) <= task.horizon:
-        obs, _, done, _, _ = env.step(policy(net_observation(obs, task)[None], obs["desired_goal"][None])[0])
-        frames.append(env.render())
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    imageio.mimwrite(path, frames, fps=env.metadata.get("render_fps", 10))
+    signal.signal(signal.SIGINT, handler)
+    return pressed
 
 
 @dataclass(frozen=True)
@@ -271,13 +207,13 @@ class Task:
     observe_achieved_goal: bool  # whether the networks and the buffer see o = [observation, achieved goal]
 
 
-def task_of(args: Args, env: gym.Env) -> Task:
+def task_of(args: Args, envs) -> Task:
     """Fetch/Hand: rewards -1 or 0, episodes only cut by the time limit: returns in [-1/(1-gamma), 0] (baselines
     clip_return). Predator-Prey: +1 on capture, -1 on the time-out step max_episode_steps + 1, both terminal, so
     returns are +-gamma^k; its observation (the prey velocity) lacks the predator's position: add the achieved goal."""
-    if args.env_id.startswith("PredatorPrey"):
-        return Task(env.max_episode_steps + 1, (-1.0, 1.0), True, True)
-    return Task(gym.spec(args.env_id).max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
+    if args.env_id == "PredatorPrey-v0":
+        return Task(envs.max_episode_steps + 1, (-1.0, 1.0), True, True)
+    return Task(envs.max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
 
 
 def net_observation(obs: dict, task: Task) -> np.ndarray:
@@ -292,32 +228,33 @@ class Normalizer:
     """Statistics from running sums (float64); std = sqrt(max(eps^2, E[x^2] - E[x]^2)); output clipped."""
 
     def __init__(self, size: int, eps: float, clip_range: float, device: torch.device):
-        self.size, self.eps, self.clip_range, self.device = size, eps, clip_range, device
-        self.sum, self.sumsq, self.count = np.zeros(size), np.zeros(size), 0
-        self.mean, self.std = np.zeros(size), np.ones(size)
-        self._mean_t = torch.zeros(size, device=device)
-        self._std_t = torch.ones(size, device=device)
+        self.size = size
+        self.eps = eps
+        self.clip_range = clip_range
+        self.device = device
+        self.load_state_dict(dict(sum=np.zeros(size), sumsq=np.zeros(size), count=0, mean=np.zeros(size),
+                                  std=np.ones(size)))
 
     def update(self, values: np.ndarray) -> None:
         values = np.asarray(values, np.float64).reshape(-1, self.size)
         self.sum += values.sum(0)
         self.sumsq += np.square(values).sum(0)
         self.count += len(values)
-        self.mean = self.sum / self.count
-        self.std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(self.mean)))
-        self._mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device)
-        self._std_t = torch.as_tensor(self.std, dtype=torch.float32, device=self.device)
+        mean = self.sum / self.count
+        std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(mean)))
+        self.load_state_dict(dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=mean, std=std))
 
     def normalize(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.clamp((values - self._mean_t) / self._std_t, -self.clip_range, self.clip_range)
+        return torch.clamp((values - self.mean_t) / self.std_t, -self.clip_range, self.clip_range)
 
     def state_dict(self) -> dict:
         return dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=self.mean, std=self.std)
 
     def load_state_dict(self, state: dict) -> None:
-        self.sum, self.sumsq, self.count, self.mean, self.std = (state[key] for key in self.state_dict())
-        self._mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device)
-        self._std_t = torch.as_tensor(self.std, dtype=torch.float32, device=self.device)
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device)
+        self.std_t = torch.as_tensor(self.std, dtype=torch.float32, device=self.device)
 
 
 def empty_episodes(n: int, T: int, obs_dim: int, goal_dim: int, act_dim: int) -> dict:
@@ -328,7 +265,7 @@ def empty_episodes(n: int, T: int, obs_dim: int, goal_dim: int, act_dim: int) ->
 
 
 # ALGO LOGIC: HER `future` relabelling (Andrychowicz et al. 2017, Sec. 4.5; baselines her_sampler.py)
-def sample_her_transitions(episodes: dict, batch_size: int, future_p: float, compute_reward: Callable, task: Task,
+def sample_her_transitions(episodes: dict, batch_size: int, future_p: float, compute_reward, task: Task,
                            rng: np.random.Generator) -> dict:
     """`batch_size` transitions (o, g, u, r, o_next, g_next, done) of `episodes`, a share `future_p` relabelled.
 
@@ -357,7 +294,8 @@ class EpisodeBuffer:
     def __init__(self, size_in_transitions: int, T: int, obs_dim: int, goal_dim: int, act_dim: int):
         self.size = size_in_transitions // T
         self.data = empty_episodes(self.size, T, obs_dim, goal_dim, act_dim)
-        self.next_index, self.n_stored = 0, 0
+        self.next_index = 0
+        self.n_stored = 0
 
     def store(self, episodes: dict) -> None:
         index = (self.next_index + np.arange(len(episodes["length"]))) % self.size
@@ -373,25 +311,29 @@ class EpisodeBuffer:
         return dict(episodes=self.episodes(), next_index=self.next_index)  # only the filled part
 
     def load_state_dict(self, state: dict) -> None:
-        self.n_stored, self.next_index = len(state["episodes"]["length"]), state["next_index"]
+        self.n_stored = len(state["episodes"]["length"])
+        self.next_index = state["next_index"]
         for key, array in self.data.items():
             array[: self.n_stored] = state["episodes"][key]
 
 
 # ALGO LOGIC: one episode per env from reset (baselines rollout.py RolloutWorker.generate_rollouts)
-def rollout(envs: gym.vector.VectorEnv, policy: Callable, task: Task, max_steps: int, seed: Optional[int] = None):
-    """Returns (the episodes of length >= 1, their success, their return, env steps taken). `max_steps` cuts the
-    batch at that many transitions (the cut envs' episodes end there)."""
-    n, T, space = envs.num_envs, task.horizon, envs.single_observation_space
-    obs_dim = space["observation"].shape[0] + (space["achieved_goal"].shape[0] if task.observe_achieved_goal else 0)
-    ep = empty_episodes(n, T, obs_dim, space["desired_goal"].shape[0], envs.single_action_space.shape[0])
-    success, returns = np.zeros(n), np.zeros(n)
+def rollout(envs, policy, task: Task, max_steps: int, seed: Optional[int] = None) -> dict:
+    """The episodes of length >= 1, with each one's `success` and `return`. `max_steps` cuts the batch at that many
+    transitions (the cut envs' episodes end there)."""
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
-    ep["o"][:, 0], ep["ag"][:, 0], ep["g"][:, 0] = o, obs["achieved_goal"], obs["desired_goal"]
+    n = envs.num_envs
+    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], envs.single_action_space.shape[0])
+    ep["success"] = np.zeros(n)
+    ep["return"] = np.zeros(n)
+    ep["o"][:, 0] = o
+    ep["ag"][:, 0] = obs["achieved_goal"]
+    ep["g"][:, 0] = obs["desired_goal"]
     alive = np.ones(n, bool)
-    for t in range(T):
-        alive[np.flatnonzero(alive)[max(max_steps - int(ep["length"].sum()), 0):]] = False  # budget cut
+    for t in range(task.horizon):
+        budget_left = max(max_steps - int(ep["length"].sum()), 0)
+        alive[np.flatnonzero(alive)[budget_left:]] = False
         if not alive.any():
             break
         u = policy(o, obs["desired_goal"])
@@ -402,31 +344,18 @@ def rollout(envs: gym.vector.VectorEnv, policy: Callable, task: Task, max_steps:
         ep["ag"][alive, t + 1] = obs["achieved_goal"][alive]
         ep["g"][alive, t + 1] = obs["desired_goal"][alive]
         ep["length"][alive] += 1
-        success[alive] = infos["is_success"][alive]
-        returns[alive] += reward[alive]
+        ep["success"][alive] = infos["is_success"][alive]
+        ep["return"][alive] += reward[alive]
         alive &= ~(terminated | truncated)
     kept = ep["length"] > 0
-    return {key: array[kept] for key, array in ep.items()}, success[kept], returns[kept], int(ep["length"].sum())
+    return {key: array[kept] for key, array in ep.items()}
 
 
-def evaluate(envs: gym.vector.VectorEnv, policy: Callable, task: Task, n_test_rollouts: int) -> float:
+def evaluate(envs, policy, task: Task, n_test_rollouts: int) -> float:
     """Test success rate over `n_test_rollouts` deterministic episodes per env (baselines: the evaluator after each
     epoch, on separate envs; here on the training envs, which halves the simulator subprocesses)."""
-    success = [rollout(envs, policy, task, envs.num_envs * task.horizon)[1] for _ in range(n_test_rollouts)]
-    return float(np.mean(np.concatenate(success))) if success else float("nan")
-
-
-def stop_on_ctrl_c() -> list:
-    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second Ctrl-C aborts at once."""
-    pressed = []
-
-    def handler(signum, frame):
-        pressed.append(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("Ctrl-C: stopping after this cycle (press again to abort)", flush=True)
-
-    signal.signal(signal.SIGINT, handler)
-    return pressed
+    success = [rollout(envs, policy, task, envs.num_envs * task.horizon)["success"] for _ in range(n_test_rollouts)]
+    return float(np.mean(np.concatenate(success)))
 
 
 # ========================== LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py ===========================
@@ -537,21 +466,31 @@ class Learner:
 
 
 if __name__ == "__main__":
-    args, checkpoint = parse_args()
-    run_dir = args.resume or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_name = os.path.basename(os.path.normpath(run_dir))
-    reward_env = make_env(args)  # one env in this process: the task's horizon and its vectorised compute_reward
-    task, compute_reward = task_of(args, reward_env), reward_env.compute_reward
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the env subprocesses: Ctrl-C is for the main loop
-    envs = pickle.loads(checkpoint["envs"]) if checkpoint and checkpoint["envs"] else make_env(args, args.num_envs)
+    args = tyro.cli(Args)
+    checkpoint = None
+    if args.resume:
+        args, checkpoint = resume_run(args)
+    fill_task_defaults(args)
+    check_args(args)
+    try:
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
+        if args.capture_video:
+            check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
+    except GoalEnvError as error:
+        raise SystemExit(f"error: {error}")
+    task = task_of(args, envs)
+    if args.buffer_size < args.num_envs * task.horizon:  # one batch of whole episodes at least
+        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= --num-envs x {task.horizon} steps")
+    if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo's simulators start afresh
+        envs = checkpoint["envs"]
     ctrl_c = stop_on_ctrl_c()
-    video_env = make_video_env(args) if args.capture_video else None
-    writer = SummaryWriter(run_dir, purge_step=checkpoint["counters"][0] + 1 if checkpoint else None)
-    if not checkpoint:
-        writer.add_text(
-            "hyperparameters",
-            "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-        )
+    run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = os.path.basename(run_dir)
+    writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -562,37 +501,41 @@ if __name__ == "__main__":
     device = torch.device("cuda" if args.cuda else "cpu")
     rng = np.random.default_rng(args.seed)
 
-    space, action_space = envs.single_observation_space, envs.single_action_space
-    goal_dim, act_dim, max_u = space["desired_goal"].shape[0], action_space.shape[0], float(action_space.high[0])
-    obs_dim = space["observation"].shape[0] + (goal_dim if task.observe_achieved_goal else 0)
+    goal_dim = envs.single_observation_space["desired_goal"].shape[0]
+    act_dim = envs.single_action_space.shape[0]
+    max_u = float(envs.single_action_space.high[0])
+    obs_dim = envs.single_observation_space["observation"].shape[0] + (goal_dim if task.observe_achieved_goal else 0)
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip, device)
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip, device)
     buffer = EpisodeBuffer(args.buffer_size, task.horizon, obs_dim, goal_dim, act_dim)
     learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, task, device)
-    parts = dict(learner=learner, o_norm=o_norm, g_norm=g_norm, buffer=buffer)
-    global_step, epoch, epoch_cycles, train_success, s_test, seconds = 0, 0, 0, [], float("nan"), 0.0
-    env_seed = args.seed  # seed the first reset only; the envs' own generators carry on
-    if checkpoint:  # go on exactly where the checkpoint was written (Fetch's simulators: from a fresh seed)
-        for name, part in parts.items():
-            part.load_state_dict(checkpoint[name])
-        random.setstate(checkpoint["rng"]["python"])
-        np.random.set_state(checkpoint["rng"]["numpy"])
-        rng.bit_generator.state = checkpoint["rng"]["generator"]
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if args.cuda and checkpoint["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-        global_step, epoch, epoch_cycles, train_success, s_test, seconds = checkpoint["counters"]
-        env_seed = None if checkpoint["envs"] else args.seed + global_step
 
-    def save_run() -> None:
-        """The checkpoint: all that a resumed run needs to go on as this one would have."""
-        rngs = dict(python=random.getstate(), numpy=np.random.get_state(), generator=rng.bit_generator.state,
-                    torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if args.cuda else None)
-        counters = (global_step, epoch, epoch_cycles, train_success, s_test, time.time() - start_time)
-        envs_state = pickle.dumps(envs) if args.env_id.startswith("PredatorPrey") else None  # Fetch's: in subprocesses
-        save_checkpoint(dict(script=SCRIPT, args=vars(args), rng=rngs, counters=counters, envs=envs_state,
-                             **{name: part.state_dict() for name, part in parts.items()}), f"{run_dir}/checkpoint.pt")
+    global_step = 0
+    epoch = 0
+    epoch_cycles = 0  # cycles done in the current epoch
+    train_success = []  # of the current epoch's training episodes
+    s_test = float("nan")
+    start_time = time.time()
+    env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
+    if checkpoint:  # go on where the checkpoint was written
+        learner.load_state_dict(checkpoint["learner"])
+        o_norm.load_state_dict(checkpoint["o_norm"])
+        g_norm.load_state_dict(checkpoint["g_norm"])
+        buffer.load_state_dict(checkpoint["buffer"])
+        random.setstate(checkpoint["python_rng"])
+        np.random.set_state(checkpoint["numpy_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if args.cuda and checkpoint["cuda_rng"]:
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        rng = checkpoint["rng"]
+        global_step = checkpoint["global_step"]
+        epoch = checkpoint["epoch"]
+        epoch_cycles = checkpoint["epoch_cycles"]
+        train_success = checkpoint["train_success"]
+        s_test = checkpoint["s_test"]
+        start_time -= checkpoint["seconds"]
+        env_seed = None if checkpoint["envs"] else args.seed + global_step
 
     def preprocess(o: np.ndarray, g: np.ndarray) -> torch.Tensor:
         """Clip raw o, g to +-clip_obs, normalise, concatenate (baselines ddpg.py _preprocess_og + actor_critic)."""
@@ -602,76 +545,99 @@ if __name__ == "__main__":
 
     def learner_batch(tr: dict) -> dict:
         """Sampled transitions as the learner takes them: normalised x = [o, g], x_next; raw u, r, done."""
-        u, r, done = (torch.as_tensor(tr[key], dtype=torch.float32, device=device) for key in ("u", "r", "done"))
-        return dict(x=preprocess(tr["o"], tr["g"]), x_next=preprocess(tr["o_next"], tr["g_next"]), u=u, r=r, done=done)
+        raw = {key: torch.as_tensor(tr[key], dtype=torch.float32, device=device) for key in ("u", "r", "done")}
+        return dict(x=preprocess(tr["o"], tr["g"]), x_next=preprocess(tr["o_next"], tr["g_next"]), **raw)
 
-    def policy(explore: bool) -> Callable:
+    def policy(explore: bool):
         """The actor on raw o, g: exploring in training rollouts, deterministic in tests."""
         return lambda o, g: learner.act(preprocess(o, g), explore, rng)
 
-    print(f"{run_dir}: {'resuming at step ' + str(global_step) if checkpoint else 'new run'}, {args.env_id}, "
-          f"{device}, budget {args.total_timesteps} env steps", flush=True)
-    start_time = time.time() - seconds
+    def video_policy(obs: dict) -> np.ndarray:
+        return policy(explore=False)(net_observation(obs, task)[None], obs["desired_goal"][None])[0]
+
+    start = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
+    print(f"{start} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
     recent = [(time.time(), global_step)]  # (time, step) at the last epochs' ends: the ETA's speed
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8); the budget cuts the last one
-        budget_left = args.total_timesteps - global_step
-        episodes, success, returns, steps = rollout(envs, policy(explore=True), task, budget_left, env_seed)
+        episodes = rollout(envs, policy(explore=True), task, args.total_timesteps - global_step, env_seed)
         env_seed = None
+        steps = int(episodes["length"].sum())
         global_step += steps
-        train_success.extend(success)
-        writer.add_scalar("charts/episodic_return", returns.mean(), global_step)
+        train_success.extend(episodes["success"])
+        writer.add_scalar("charts/episodic_return", episodes["return"].mean(), global_step)
         writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
 
         # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new episodes as they have
         # transitions (baselines ddpg.py store_episode)
         buffer.store(episodes)
-        fresh = sample_her_transitions(episodes, steps, future_p, compute_reward, task, rng)
+        fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
         g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
 
         # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16), then the targets move
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, compute_reward, task, rng)
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
             losses.append(learner.update(learner_batch(tr)))
         learner.update_target()  # once per cycle (baselines her.py train loop)
         for key in losses[0] if losses else []:
             writer.add_scalar(f"losses/{key}", np.mean([loss[key] for loss in losses]), global_step)
 
         epoch_cycles += 1
-        if epoch_cycles < args.n_cycles and global_step < args.total_timesteps:
-            continue
-        # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py)
-        epoch, epoch_cycles = epoch + 1, 0
-        s_train = float(np.mean(train_success))
-        s_test = evaluate(envs, policy(explore=False), task, args.n_test_rollouts)
-        train_success = []
-        if video_env:
-            record_video(video_env, policy(explore=False), task, f"videos/{run_name}/epoch_{epoch}.mp4", args.seed)
-        elapsed = time.time() - start_time
-        writer.add_scalar("charts/success_rate", s_train, global_step)
-        writer.add_scalar("eval/success_rate", s_test, global_step)
-        writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
-        writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
-        writer.add_scalar("charts/epoch", epoch, global_step)
-        recent = (recent + [(time.time(), global_step)])[-4:]
-        eta = (args.total_timesteps - global_step) * (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1])
-        print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
-              f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}  "
-              f"ETA {eta / 60:.1f} min", flush=True)
-        if args.checkpoint_every and epoch % args.checkpoint_every == 0:
-            save_run()
+        if epoch_cycles >= args.n_cycles or global_step >= args.total_timesteps:
+            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py)
+            epoch += 1
+            epoch_cycles = 0
+            s_train = float(np.mean(train_success))
+            s_test = evaluate(envs, policy(explore=False), task, args.n_test_rollouts)
+            train_success = []
+            if args.capture_video:
+                play_episodes(args.env_id, video_policy, 1, args.seed, f"videos/{run_name}/epoch_{epoch}.mp4",
+                              prey=args.prey, spawn=args.spawn)
+            elapsed = time.time() - start_time
+            writer.add_scalar("charts/success_rate", s_train, global_step)
+            writer.add_scalar("eval/success_rate", s_test, global_step)
+            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
+            writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
+            writer.add_scalar("charts/epoch", epoch, global_step)
+            recent = (recent + [(time.time(), global_step)])[-4:]
+            eta = (args.total_timesteps - global_step) * (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1])
+            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
+                  f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}  "
+                  f"ETA {eta / 60:.1f} min", flush=True)
+        stopping = bool(ctrl_c) or global_step >= args.total_timesteps
+        if stopping or (args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0):
+            save_checkpoint(dict(
+                script=SCRIPT,
+                args=vars(args),
+                learner=learner.state_dict(),
+                o_norm=o_norm.state_dict(),
+                g_norm=g_norm.state_dict(),
+                buffer=buffer.state_dict(),
+                python_rng=random.getstate(),
+                numpy_rng=np.random.get_state(),
+                torch_rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if args.cuda else None,
+                rng=rng,
+                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo's run in subprocesses
+                global_step=global_step,
+                epoch=epoch,
+                epoch_cycles=epoch_cycles,
+                train_success=train_success,
+                s_test=s_test,
+                seconds=time.time() - start_time,
+            ), f"{run_dir}/checkpoint.pt")
 
-    save_run()
+    end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        torch.save({**learner.state_dict(), "o_norm": o_norm.state_dict(), "g_norm": g_norm.state_dict(),
-                    "args": vars(args)}, model_path)
+        networks = learner.state_dict()
+        torch.save(dict(networks, o_norm=o_norm.state_dict(), g_norm=g_norm.state_dict(), args=vars(args)), model_path)
         print(f"model saved to {model_path}")
+    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
+          f"test success {s_test:.3f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()
-    print(f"{'interrupted' if ctrl_c else 'finished'} at step {global_step}/{args.total_timesteps} after "
-          f"{(time.time() - start_time) / 60:.1f} min, last test success {s_test:.3f}: {run_dir}", flush=True)
     if ctrl_c:
         raise SystemExit(130)  # as a shell reports a process stopped by Ctrl-C, so `run && next` stops here
