@@ -1,25 +1,21 @@
 # docs and experiment results: docs/meher.md
-# PPO-HER: PPO with Hindsight Experience Replay on the Predator-Prey goal task or a Fetch task, in CleanRL's style.
-# After each rollout every episode fragment gets k relabelled copies whose goal is a position it reached; PPO then
-# updates on real and relabelled data together. `--no-her` gives plain PPO with the same hyperparameters.
-# Papers: Crowder, Clark, Hayes, Dann, "Hindsight Experience Replay Accelerates Proximal Policy Optimization",
-# arXiv 2410.22524 (the PPO-HER paper; "the released code" is its authors'); Andrychowicz et al., "Hindsight
-# Experience Replay", NeurIPS 2017 (HER); Schulman et al., "Proximal Policy Optimization Algorithms", 2017 (PPO);
-# Schulman et al., "High-Dimensional Continuous Control Using Generalized Advantage Estimation", 2016 (GAE).
-# MEHER: Crowder, Trappett, McKenzie, Chance, "Maximum Entropy Hindsight Experience Replay", arXiv 2410.24016 (the
-# MEHER paper): each fragment gets ONE copy, relabelled as a success or as a failure, and whole episodes are dropped
-# so that the batch's S-ratio (successes / finished episodes) is `--s-ratio`. The binary reward entropy
-# H(S) = -S log2 S - (1 - S) log2 (1 - S) peaks at S = 0.5; the MEHER paper found 0.5-0.7 best in practice.
-import contextlib
-import io
+# PPO-HER (Crowder et al., arXiv 2410.22524, "the PPO-HER paper"; "the released code" is its authors'):
+# after each rollout every episode fragment gets k relabelled copies whose goal is a position it
+# reached (HER: Andrychowicz et al. 2017), and PPO (Schulman et al. 2017) with GAE (Schulman et al.
+# 2016) updates on real and relabelled data together. `--no-her`: plain PPO.
+# MEHER (Crowder et al., arXiv 2410.24016, "the MEHER paper"): each fragment gets ONE copy, a
+# success or a failure, and whole episodes are dropped until the batch's S-ratio (successes /
+# finished episodes) is `--s-ratio`, where the reward entropy H(S) is 1 bit at S = 0.5.
+import dataclasses
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
-import imageio
 import numpy as np
 import torch
 import torch.nn as nn
@@ -28,49 +24,42 @@ import tyro
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-import envs as predator_prey  # registers PredatorPrey-v0 (pip install -e . puts envs/ on the path)
+from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
 
-with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
-    import gymnasium_robotics
-gym.register_envs(gymnasium_robotics)  # the Fetch tasks: FetchReach-v4, FetchPush-v4, FetchSlide-v4, ...
-
-HER_STRATEGIES = ("final", "episode", "future")
-PREDATOR_PREY_OPTIONS = ("prey", "spawn", "num_dims", "grid_size", "radius", "max_episode_steps")
-FAILURE_METHODS = ("random", "targeted")
-RESUMABLE = ("total_timesteps", "stop_at_success", "checkpoint_every", "resume", "save_model", "eval_episodes",
-             "capture_video", "cuda")  # the flags that may differ when a run is resumed
+SCRIPT = os.path.basename(__file__)
+RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
 
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    exp_name: str = SCRIPT[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
     """seed of the experiment"""
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """if toggled, train on the GPU (an error where CUDA is not available)"""
+    """if toggled, train on the GPU"""
     save_model: bool = False
     """save the agent to runs/{run_name}/ and report its success rate over `eval_episodes`"""
     eval_episodes: int = 100
     """episodes of the deterministic (mean-action) policy evaluated after training"""
     capture_video: bool = False
-    """evaluate after training and record the evaluation episodes to videos/{run_name}/ as MP4"""
+    """evaluate after training and record the evaluation episodes to videos/{run_name}/"""
     checkpoint_every: int = 0
-    """also write runs/{run_name}/checkpoint.pt every this many iterations (0: only at the end and on Ctrl-C)"""
+    """also write runs/{run_name}/checkpoint.pt every this many iterations (0: at the end and on Ctrl-C)"""
     resume: str = ""
-    """a run folder (runs/{run_name}) to continue from its checkpoint.pt, with the run's own flags"""
+    """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
 
-    # Environment: PredatorPrey-v0 and its options, or a goal env such as FetchReach-v4 (no options)
+    # Environment: PredatorPrey-v0 and its options, or a goal env such as FetchReach-v4
     env_id: str = "PredatorPrey-v0"
-    """PredatorPrey-v0, or a gymnasium goal env with a vectorised compute_reward (FetchReach-v4, FetchPush-v4, ...)"""
-    prey: str = "random"
-    """prey behaviour: static, random, attract, repel, straight_away, random_direction"""
-    spawn: str = "random"
-    """spawn mode: random or apart"""
-    num_dims: int = 3
-    """dimensions of the world (2..6)"""
+    """PredatorPrey-v0, or a gymnasium goal env (FetchReach-v4, FetchPush-v4, ...)"""
+    prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
+    """prey behaviour"""
+    spawn: Literal["random", "apart"] = "random"
+    """spawn mode"""
+    num_dims: Literal[2, 3, 4, 5, 6] = 3
+    """dimensions of the world"""
     grid_size: float = 10.0
     """half-width G of the box [-G, G]^D"""
     radius: float = 1.0
@@ -80,7 +69,7 @@ class Args:
 
     # Algorithm: the paper's defaults
     total_timesteps: int = 300_000
-    """total env steps of the experiment"""
+    """total env steps of the experiment (rounded up to whole rollouts)"""
     stop_at_success: float = 1.1
     """end the run once the success rate of the last 100 episodes reaches this (> 1: never)"""
     learning_rate: float = 3e-4
@@ -114,155 +103,96 @@ class Args:
     target_kl: float = 0.05
     """stop the update epochs once the approximate KL exceeds this"""
     kl_stop_before_step: bool = False
-    """check a minibatch's KL before its step, against 1.5 x target_kl, and skip it (stable-baselines3's rule)"""
+    """check a minibatch's KL before its step, against 1.5 x target_kl (stable-baselines3's rule)"""
     hidden_size: int = 512
     """width of the 3 hidden tanh layers of the actor and of the critic"""
     init_logstd: float = 0.0
-    """initial log standard deviation of the Gaussian policy (the PPO-HER paper's Fetch runs: log 0.6 = -0.51)"""
+    """initial log std of the Gaussian policy (the paper's Fetch runs: log 0.6 = -0.51)"""
     weight_decay: float = 0.0
-    """Adam's weight decay, an L2 penalty on the weights (the PPO-HER paper's Fetch runs: 1e-2 to 1e-5)"""
+    """Adam's weight decay (the paper's Fetch runs: 1e-2 to 1e-5)"""
 
     # Hindsight relabelling
     her: bool = True
     """relabel each episode fragment with achieved goals (False: plain PPO)"""
-    her_strategy: str = "final"
-    """goal of a copy: final (last achieved position), episode (any), future (after the copy's start)"""
+    her_strategy: Literal["final", "episode", "future"] = "final"
+    """goal of a copy: the last position reached, any, or one after the copy's start"""
     her_k: int = 1
     """relabelled copies per fragment"""
 
     # MEHER
     s_ratio: float = 0.5
-    """target S-ratio D of the batch, in [0, 1] (0.5: maximum reward entropy; the MEHER paper compared at 0.6)"""
-    failure: str = "random"
-    """failure goals: random (uniform in the box; Fetch: another episode's goal) or targeted (a near miss)"""
+    """target S-ratio D of the batch (0.5: the largest reward entropy; MEHER paper's runs: 0.6)"""
+    failure: Literal["random", "targeted"] = "random"
+    """failure goals: random (in the box; Fetch: another episode's goal) or targeted (near miss)"""
 
 
-def parse_args() -> Args:
-    """tyro.cli(Args), with tyro's parse errors cut to one line (`--help` still prints the full help)."""
-    tyro_errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(tyro_errors):
-            return tyro.cli(Args)
-    except SystemExit as exit:
-        if exit.code == 0:
-            raise
-        box = " ".join(line.strip("│ ") for line in tyro_errors.getvalue().splitlines()[1:]).split("─")[0]
-        raise SystemExit(f"error: {' '.join(box.split()).removeprefix('Error ')}; see --help")
+# how a run goes on, not what it learns: the flags a resumed run may change
+RESUMABLE = ["total_timesteps", "stop_at_success", "checkpoint_every", "resume", "save_model",
+             "eval_episodes", "capture_video", "cuda"]
 
 
-def check_args(args: Args) -> dict:
-    """One-line errors naming the flag and its valid range, before anything heavy starts. Returns the checkpoint of
-    the run to resume, or None."""
-    ranges = [
-        (">= 1", lambda value: value >= 1, ["total_timesteps", "num_envs", "num_steps", "minibatch_size",
-                                            "update_epochs", "hidden_size", "her_k"]),
-        (">= 0", lambda value: value >= 0, ["eval_episodes", "checkpoint_every", "ent_coef", "vf_coef",
-                                            "weight_decay"]),
-        ("> 0", lambda value: value > 0, ["learning_rate", "clip_coef", "max_grad_norm", "target_kl"]),
-        ("in [0, 1]", lambda value: 0 <= value <= 1, ["gamma", "gae_lambda"]),
+def check_args(args: Args) -> None:
+    """Values that would crash the run or silently mislead it: one line naming the flag."""
+    one_rollout = args.num_envs * args.num_steps
+    at_least_1 = ["num_envs", "num_steps", "eval_episodes", "minibatch_size", "update_epochs",
+                  "hidden_size", "her_k"]
+    positive = ["stop_at_success", "learning_rate", "clip_coef", "max_grad_norm", "target_kl"]
+    not_negative = ["checkpoint_every", "ent_coef", "vf_coef", "weight_decay"]
+    rules = [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
+    rules += [(name, getattr(args, name) > 0, "> 0") for name in positive]
+    rules += [(name, getattr(args, name) >= 0, ">= 0") for name in not_negative]
+    rules += [
+        ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
+        ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+        ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
+        ("total_timesteps", args.total_timesteps >= one_rollout,
+         f">= one rollout, --num-envs x --num-steps = {one_rollout}"),
+        ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
+        ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"),
+        ("s_ratio", 0 <= args.s_ratio <= 1, "in [0, 1]"),
+        ("her_k", args.her_k == 1, "1: MEHER relabels each fragment once"),
     ]
-    for valid_range, is_valid, names in ranges:
-        for name in names:
-            if not is_valid(getattr(args, name)):
-                raise SystemExit(f"error: --{name.replace('_', '-')} must be {valid_range}, got {getattr(args, name)}")
-    predator_prey_flags = [f"--{name.replace('_', '-')}" for name in PREDATOR_PREY_OPTIONS
-                           if args.env_id != "PredatorPrey-v0" and getattr(args, name) != getattr(Args, name)]
-    problems = {
-        "--seed must be in [0, 2**32)": not 0 <= args.seed < 2**32,
-        f"--exp-name must be a plain name (no '/'), got {args.exp_name!r}": "/" in args.exp_name or not args.exp_name,
-        "--cuda: no CUDA device is available": args.cuda and not torch.cuda.is_available(),
-        f"--her-strategy must be one of {', '.join(HER_STRATEGIES)}": args.her_strategy not in HER_STRATEGIES,
-        f"{', '.join(predator_prey_flags)}: only for PredatorPrey-v0, not --env-id {args.env_id}": predator_prey_flags,
-        f"--s-ratio must be in [0, 1], got {args.s_ratio}": not 0.0 <= args.s_ratio <= 1.0,
-        f"--failure must be one of {', '.join(FAILURE_METHODS)}": args.failure not in FAILURE_METHODS,
-        "--her-k must be 1: MEHER relabels each fragment exactly once": args.her_k != 1,
-    }
-    for message, bad in problems.items():
-        if bad:
-            raise SystemExit(f"error: {message}")
-    env = make_env(args, 0, render_mode="rgb_array" if args.capture_video else None)  # the env checks its options
-    space, rewards = env.observation_space, None
-    if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
-        raise SystemExit(f"error: --env-id {args.env_id} is not a goal env (observation, achieved_goal, desired_goal)")
-    with contextlib.suppress(Exception):  # relabelling scores a whole rollout in one call
-        goals = np.zeros((2, *space["desired_goal"].shape))
-        rewards = env.unwrapped.compute_reward(goals, goals, None)
-    if np.shape(rewards) != (2,):
-        raise SystemExit(f"error: --env-id {args.env_id}: its compute_reward is not vectorised (one reward per goal)")
-    if args.capture_video:  # MuJoCo draws offscreen only with MUJOCO_GL=egl or osmesa
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):  # GLFW warns there when it cannot
-                env.reset(seed=args.seed)
-                env.render()
-        except Exception:
-            raise SystemExit(f"error: --capture-video: {args.env_id} cannot draw here (set MUJOCO_GL=egl or osmesa)")
-    env.close()
-    return load_checkpoint(args) if args.resume else None
+    for name, valid, rule in rules:
+        if not valid:
+            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
 
 
-def make_env(args: Args, num_envs: int, render_mode=None):
-    """`num_envs` envs stepped together, finished episodes restarting inside the step that ended them: the batched
-    Predator-Prey vector env, or gymnasium's vector env of a goal env (MuJoCo in subprocesses where num_envs > 1;
-    GoalVectorEnv restarts its episodes); num_envs = 0: one plain env. Besides the envs, Predator-Prey and Fetch
-    differ only in the rewards that end an episode (terminal_rewards) and in the inputs' normaliser (Agent)."""
-    options = dict(prey=args.prey, spawn=args.spawn, num_dims=args.num_dims, grid_size=args.grid_size,
-                   radius=args.radius, max_episode_steps=args.max_episode_steps, render_mode=render_mode)
-    try:
-        if args.env_id != "PredatorPrey-v0" and num_envs == 0:
-            return gym.make(args.env_id, render_mode=render_mode)  # Fetch: cut at 50 steps by a TimeLimit
-        if args.env_id != "PredatorPrey-v0":
-            return GoalVectorEnv(gym.make_vec(args.env_id, num_envs, "async" if num_envs > 1 else "sync",
-                                              vector_kwargs=dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)))
-        if num_envs == 0:
-            return predator_prey.PredatorPreyEnv(**options)  # gym.make's would add a TimeLimit
-        return gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                            autoreset_mode="same_step", **options)
-    except (gym.error.Error, ImportError, TypeError) as error:  # an unknown env id, or one without render_mode
-        raise SystemExit(f"error: --env-id {args.env_id}: {error}")
-    except ValueError as error:
-        raise SystemExit(f"error: {error}")
-
-
-class GoalVectorEnv(gym.vector.VectorWrapper):
-    """gymnasium's vector env (no autoreset) stepped like Predator-Prey's: an episode that ends restarts inside the
-    same step, its last observation in `final_obs`; `episode_steps` and `episode_return` describe each episode."""
-
-    episode_steps, episode_return = 0, 0.0
-
-    def step(self, actions):
-        final_obs, reward, terminations, truncations, infos = self.env.step(actions)
-        done, steps, returns = terminations | truncations, self.episode_steps + 1, self.episode_return + reward
-        obs = self.env.reset(options=dict(reset_mask=done))[0] if done.any() else final_obs
-        self.episode_steps, self.episode_return = np.where(done, 0, steps), np.where(done, 0.0, returns)
-        return obs, reward, terminations, truncations, dict(infos, final_obs=final_obs, episode_steps=steps,
-                                                            episode_return=returns)
-
-
-def load_checkpoint(args: Args) -> dict:
-    """The checkpoint in the --resume folder; refused in one line if the file is missing, truncated or corrupt, or
-    was written by another script or with other flags (only those in RESUMABLE may change)."""
+def resume_run(args: Args) -> tuple[Args, dict]:
+    """--resume: the run's checkpoint, and its flags with those typed now."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # a file this script wrote: trusted
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
     except Exception as error:
-        raise SystemExit(f"error: --resume: cannot read {path} ({type(error).__name__}): missing, truncated or corrupt")
-    if not isinstance(checkpoint, dict) or checkpoint.get("script") != os.path.basename(__file__):
-        raise SystemExit(f"error: --resume: {path} is not a checkpoint of {os.path.basename(__file__)}")
-    for name, value in checkpoint["args"].items():
-        if name not in RESUMABLE and getattr(args, name, None) != value:
-            raise SystemExit(f"error: --resume: the run used --{name.replace('_', '-')} {value!r}, not "
-                             f"{getattr(args, name, None)!r}; resume with the run's own flags")
-    return checkpoint
+        refuse_resume(f"cannot read {path} ({type(error).__name__})")
+    if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
+        refuse_resume(f"{path} is not a checkpoint of {SCRIPT}")
+    run_args = Args(**checkpoint["args"])
+    args = tyro.cli(Args, default=dataclasses.replace(run_args, resume=args.resume))
+    for name in vars(args):
+        if name not in RESUMABLE and getattr(args, name) != getattr(run_args, name):
+            refuse_resume(f"the run has --{name.replace('_', '-')} {getattr(run_args, name)}; "
+                          f"a resumed run may change only {', '.join(RESUMABLE)}")
+    if args.total_timesteps <= checkpoint["global_step"]:
+        refuse_resume(f"--total-timesteps must be above the {checkpoint['global_step']} steps done")
+    return args, checkpoint
 
 
-def save_checkpoint(path: str, checkpoint: dict) -> None:
-    """Write the checkpoint atomically: into a temporary file in the same folder, synced to disk, then renamed over
-    the previous one, so that a crash while writing leaves the previous checkpoint intact."""
-    with open(f"{path}.tmp", "wb") as file:
-        torch.save(checkpoint, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(f"{path}.tmp", path)
+def refuse_resume(reason: str) -> None:
+    print(f"error: --resume: {reason}", file=sys.stderr)
+    raise SystemExit(RESUME_REFUSED)
+
+
+def stop_on_ctrl_c() -> list:
+    """Ctrl-C ends the run after this iteration, with a checkpoint; a second one ends it at once."""
+    pressed = []
+
+    def handler(signum, frame):
+        pressed.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print("Ctrl-C: the run stops after this iteration (Ctrl-C again: at once)", flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    return pressed
 
 
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
@@ -281,26 +211,29 @@ def mlp(in_size, hidden, out_size, out_std):
 
 
 class Agent(nn.Module):
-    """Separate actor and critic MLPs (3 x 512 tanh) on [observation, achieved_goal, desired_goal], shifted and
-    scaled: Predator-Prey's inputs by their bounds, for good; unbounded ones (Fetch) by the running mean and standard
-    deviation of the real observations, moved only between iterations and clipped to +-5 (baselines' normaliser)."""
+    """Separate actor and critic MLPs on [observation, achieved_goal, desired_goal], shifted and
+    scaled: Predator-Prey's inputs by their bounds; unbounded ones (Fetch) by the running mean and
+    std of the real observations, clipped to +-5 (baselines' normaliser)."""
 
     def __init__(self, obs_space, action_dim, hidden, init_logstd=0.0):
         super().__init__()
-        high = np.concatenate([obs_space[key].high for key in ("observation", "achieved_goal", "desired_goal")])
+        keys = ("observation", "achieved_goal", "desired_goal")
+        high = np.concatenate([obs_space[key].high for key in keys])
         self.running_normaliser = bool(np.isinf(high).any())
+        scale = np.where(np.isinf(high), 1.0, high)
         self.register_buffer("obs_shift", torch.zeros(len(high)))
-        self.register_buffer("obs_scale", torch.tensor(np.where(np.isinf(high), 1.0, high), dtype=torch.float32))
-        self.register_buffer("obs_moments", torch.zeros(3, len(high), dtype=torch.float64))  # count, sum, sum of x^2
+        self.register_buffer("obs_scale", torch.tensor(scale, dtype=torch.float32))
+        # count, sum and sum of squares of the real observations
+        self.register_buffer("obs_moments", torch.zeros(3, len(high), dtype=torch.float64))
         self.critic = mlp(len(high), hidden, 1, out_std=1.0)
         self.actor_mean = mlp(len(high), hidden, action_dim, out_std=0.01)
-        self.actor_logstd = nn.Parameter(torch.full((1, action_dim), init_logstd))  # state-independent
+        self.actor_logstd = nn.Parameter(torch.full((1, action_dim), init_logstd))
 
     def normalise(self, x):
         return ((x - self.obs_shift) / self.obs_scale).clamp(-5.0, 5.0)
 
     @torch.no_grad()
-    def update_normaliser(self, x):  # shift, scale = mean, standard deviation (>= 0.01) of all real observations
+    def update_normaliser(self, x):
         self.obs_moments += torch.stack([torch.ones_like(x), x, x**2]).sum(1)
         count, total, squares = self.obs_moments
         self.obs_shift.copy_(total / count)
@@ -319,18 +252,23 @@ class Agent(nn.Module):
 
 
 def flat_obs(obs: dict) -> np.ndarray:
-    return np.concatenate([obs["observation"], obs["achieved_goal"], obs["desired_goal"]], axis=-1, dtype=np.float32)
+    parts = [obs["observation"], obs["achieved_goal"], obs["desired_goal"]]
+    return np.concatenate(parts, axis=-1, dtype=np.float32)
 
 
 def env_major(x: np.ndarray) -> np.ndarray:
-    """(num_steps, num_envs, ...) -> (num_envs * num_steps, ...): each env's steps in order, one env after another."""
+    """(num_steps, num_envs, ...) -> (num_envs * num_steps, ...): one env's steps after another's."""
     return x.swapaxes(0, 1).reshape(-1, *x.shape[2:])
 
 
-# ALGO LOGIC: GAE (GAE paper, Eq. 16): A_t = sum_l (gamma lambda)^l delta_{t+l}, delta_t = r_t + gamma V_{t+1} - V_t
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.flatten().cpu().numpy()
+
+
+# ALGO LOGIC: GAE (GAE paper, Eq. 16): A_t = sum_l (gamma lambda)^l delta_{t+l}, with
+# delta_t = r_t + gamma V_{t+1} - V_t, over sequences laid end to end (real fragments or copies):
+# a terminal step does not bootstrap, and the sum stops at the end of each sequence
 def compute_gae(rewards, values, next_values, terminals, sequence_ends, gamma, lam):
-    """GAE over sequences laid end to end (real fragments or relabelled copies): a terminal step does not bootstrap
-    from V(s_{t+1}), and the sum stops at the last step of each sequence."""
     advantages = np.zeros(len(rewards), np.float32)
     last = 0.0
     for i in reversed(range(len(rewards))):
@@ -343,180 +281,180 @@ def compute_gae(rewards, values, next_values, terminals, sequence_ends, gamma, l
     return advantages
 
 
-# ALGO LOGIC: HER Algorithm 1's replay with additional goals, r' = r(s_t, a_t, g') for g' from the strategy S (HER
-# Sec. 4.5: final, episode, future), applied to each rollout before its PPO update, as the PPO-HER paper does
-def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng: np.random.Generator, terminal_rewards) -> dict:
-    """k relabelled copies of every episode fragment of a rollout.
-
-    `rollout` holds flat, env-major arrays; this reads `next_achieved_goal` (the predator position after the
-    step's action), `episode_steps` and `fragment_end` (an episode ended there or the rollout ran out). Returns, per
-    copied step, `index` (the real step it copies), `goal`, `reward`, `terminal` and `copy_end` (a copy's last step)."""
+# ALGO LOGIC: HER Algorithm 1's replay with additional goals, r' = r(s_t, a_t, g') for g' from the
+# strategy S (HER Sec. 4.5: final, episode, future), applied to each rollout before its PPO update
+def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng, terminal_rewards) -> dict:
+    """k relabelled copies of every episode fragment of a rollout (flat, env-major arrays).
+    Returns, per copied step: `index` (the real step), `goal`, `reward`, `terminal`, `copy_end`."""
     fragment_end = rollout["fragment_end"]
     n = len(fragment_end)
     ends = np.flatnonzero(fragment_end)
     starts = np.concatenate([[0], ends[:-1] + 1])
     fragment = np.repeat(np.arange(len(ends)), ends - starts + 1)
+    steps = {"episode_steps": rollout["episode_steps"]}
     pieces = []
     for _ in range(k):
         copy_start = starts.copy()
         if strategy == "final":
-            # Deliberate difference from the released code: the goal is the position AFTER the fragment's last
-            # action; the released code took the position before it (an off-by-one).
+            # Deliberate difference from the released code: the goal is the position AFTER the
+            # fragment's last action; the released code took the one before it (an off-by-one).
             goal_step = ends
         elif strategy == "episode":
             goal_step = rng.integers(starts, ends + 1)
-        else:  # future: the copy starts at a random step and aims at a position reached at or after it
+        else:  # future: the copy starts at a random step and aims at a position reached after it
             copy_start = rng.integers(starts, ends + 1)
             goal_step = rng.integers(copy_start, ends + 1)
         goal = rollout["next_achieved_goal"][goal_step][fragment]
-        reward = compute_reward(rollout["next_achieved_goal"], goal, {"episode_steps": rollout["episode_steps"]})
+        reward = compute_reward(rollout["next_achieved_goal"], goal, steps)
         in_copy = np.arange(n) >= copy_start[fragment]
-        # Deliberate difference from the released code: a copy ends at its first terminal step, such as a hindsight
-        # capture (+1), as the real task ends at a capture; the released code kept the steps after it. (Fetch has
-        # no terminal rewards: a copy runs to its fragment's end.)
+        # Deliberate difference from the released code: a copy ends at its first terminal step,
+        # such as a hindsight capture (+1), as the real task ends at a capture; the released code
+        # kept the steps after it. (Fetch has no terminal rewards.)
         terminal = np.isin(reward, terminal_rewards)
         first_terminal = np.full(len(ends), n)
         terminal_steps = np.flatnonzero(in_copy & terminal)
         np.minimum.at(first_terminal, fragment[terminal_steps], terminal_steps)
         last_step = np.minimum(first_terminal, ends)
         index = np.flatnonzero(in_copy & (np.arange(n) <= last_step[fragment]))
+        copy_end = index == last_step[fragment[index]]
         pieces.append(dict(index=index, goal=goal[index], reward=reward[index].astype(np.float32),
-                           terminal=terminal[index], copy_end=index == last_step[fragment[index]]))
+                           terminal=terminal[index], copy_end=copy_end))
     return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
-def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, gamma, lam, device) -> dict:
-    """The relabelled copies as PPO training data: observations with g' as desired goal, log pi(a|s,g') and V(s,g')
-    recomputed under the rollout policy (no importance weights, as in the PPO-HER paper) and GAE per copy."""
+def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, args, device) -> dict:
+    """The copies as PPO data: g' as desired goal, log pi(a|s,g') and V(s,g') under the rollout
+    policy (no importance weights, as in the PPO-HER paper) and GAE per copy."""
     copy_obs = obs[copies["index"]].copy()
     copy_obs[:, -goal_dim:] = copies["goal"]
-    # next state of a copy's step: the real one after it (at a time limit the episode's last) under the same goal
+    # a copy's next state: the real one (at a time limit, the episode's last) under the same goal
     copy_next_obs = next_obs[copies["index"]].copy()
     copy_next_obs[:, -goal_dim:] = copies["goal"]
     copy_actions = actions[copies["index"]]
     with torch.no_grad():
-        _, logprobs, _, values = agent.get_action_and_value(torch.from_numpy(copy_obs).to(device),
-                                                            torch.from_numpy(copy_actions).to(device))
-        values = values.flatten().cpu().numpy()
-        next_values = agent.get_value(torch.from_numpy(copy_next_obs).to(device)).flatten().cpu().numpy()
-    advantages = compute_gae(copies["reward"], values, next_values, copies["terminal"], copies["copy_end"], gamma, lam)
-    return dict(obs=copy_obs, actions=copy_actions, logprobs=logprobs.cpu().numpy(), advantages=advantages,
-                returns=advantages + values, values=values)
+        x = torch.from_numpy(copy_obs).to(device)
+        _, logprobs, _, values = agent.get_action_and_value(x, torch.from_numpy(copy_actions).to(device))
+        values = to_numpy(values)
+        next_values = to_numpy(agent.get_value(torch.from_numpy(copy_next_obs).to(device)))
+    advantages = compute_gae(copies["reward"], values, next_values, copies["terminal"],
+                             copies["copy_end"], args.gamma, args.gae_lambda)
+    return dict(obs=copy_obs, actions=copy_actions, logprobs=logprobs.cpu().numpy(),
+                advantages=advantages, returns=advantages + values, values=values)
 
 
+# MEHER paper: the binary reward entropy H(S) = -S log2 S - (1 - S) log2 (1 - S), in bits
 def reward_entropy(s_ratio: float) -> float:
-    """Binary reward entropy H(S) = -S log2 S - (1 - S) log2 (1 - S) (MEHER paper); 0 at S in {0, 1}."""
     return float(-sum(p * np.log2(p) for p in (s_ratio, 1.0 - s_ratio) if p > 0))
 
 
-# ALGO LOGIC: MEHER's three steps, per rollout: (1) A = the real episodes' success rate, (2) one success copy with
-# probability N = clip(2D - A, 0, 1), else a failure copy, per fragment, (3) drop whole episodes until the S-ratio is D
-def failure_goals(next_achieved, desired, fragment_end, method, radius, grid_size, compute_reward, rng) -> np.ndarray:
-    """A goal per fragment that none of its positions reaches: `random` uniform in the box [-G, G]^D, or where there
-    is no box (Fetch, G = inf) the desired goal of another fragment of the rollout, a draw from the env's own goals;
-    `targeted` (the MEHER paper's near misses) 1.1 x radius (Fetch: its distance_threshold) from the fragment's final
-    position in a random direction. Goals reached or outside the box are redrawn; after 100 near misses (a predator
-    dithering in a corner) a random goal is drawn. A Fetch fragment that reaches every other one's goal gets NaN."""
+def failure_goals(achieved, desired, fragment_end, method, radius, grid_size, compute_reward, rng):
+    """A goal per fragment that none of its positions reaches: `random` in the box [-G, G]^D (Fetch,
+    no box: another fragment's desired goal); `targeted` (the MEHER paper's near misses) 1.1 x
+    radius from the fragment's final position, random after 100 tries. NaN where none is found."""
     ends = np.flatnonzero(fragment_end)
     fragment = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
-    goals = np.zeros((len(ends), next_achieved.shape[1]), np.float32)
+    goals = np.zeros((len(ends), achieved.shape[1]), np.float32)
     source = np.full(len(ends), -1)  # Fetch: the fragment whose desired goal is drawn
-    on_goal = compute_reward(next_achieved, next_achieved, None)  # the reward of a reached goal
+    on_goal = compute_reward(achieved, achieved, None)  # the reward of a reached goal
     todo = np.arange(len(ends))
     for attempt in range(1000):
         if method == "targeted" and attempt < 100:
             direction = rng.standard_normal((len(todo), goals.shape[1]))
             norm = np.linalg.norm(direction, axis=1, keepdims=True)
-            goals[todo] = next_achieved[ends[todo]] + 1.1 * radius * direction / norm
+            goals[todo] = achieved[ends[todo]] + 1.1 * radius * direction / norm
         elif np.isfinite(grid_size):
             goals[todo] = rng.uniform(-grid_size, grid_size, (len(todo), goals.shape[1]))
         else:
             source[todo] = rng.integers(0, len(ends), len(todo))
             goals[todo] = desired[ends[source[todo]]]
-        reached = compute_reward(next_achieved, goals[fragment], None) == on_goal
-        todo = np.flatnonzero((np.bincount(fragment[reached], minlength=len(ends)) > 0)
-                              | (np.abs(goals) > grid_size).any(1) | (source == np.arange(len(ends))))
+        reached = compute_reward(achieved, goals[fragment], None) == on_goal
+        redraw = (np.abs(goals) > grid_size).any(1) | (source == np.arange(len(ends)))
+        todo = np.flatnonzero(redraw | (np.bincount(fragment[reached], minlength=len(ends)) > 0))
         if not todo.size:
             return goals
     if np.isfinite(grid_size):
-        raise SystemExit("error: no failure goal exists: a fragment covers the whole box (grid-size too small?)")
+        raise SystemExit("error: --grid-size too small: no failure goal exists outside a fragment")
     goals[todo] = np.nan  # no failure copy for these
     return goals
 
 
 def keep_episodes(success: np.ndarray, s_ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """Which finished episodes stay in the batch. Whole episodes of the over-represented class are dropped at
-    random: the fewest that bring the successes within half an episode of D x episodes, so the S-ratio is D to
-    within one episode (D = 0 or 1 drops the whole other class)."""
-    s, f = int(success.sum()), int((~success).sum())
-    keep_s = s if s_ratio == 1 else min(s, int(np.floor((0.5 + s_ratio * f) / (1 - s_ratio))))
-    keep_f = f if s_ratio == 0 else min(f, int(np.floor((0.5 + (1 - s_ratio) * s) / s_ratio)))
+    """Drops whole episodes of the over-represented class at random, the fewest that bring the
+    successes within half an episode of D x episodes: the S-ratio is D within one episode."""
+    successes = np.flatnonzero(success)
+    failures = np.flatnonzero(~success)
+    keep_s = len(successes)
+    keep_f = len(failures)
+    if s_ratio < 1:
+        keep_s = min(keep_s, int(np.floor((0.5 + s_ratio * len(failures)) / (1 - s_ratio))))
+    if s_ratio > 0:
+        keep_f = min(keep_f, int(np.floor((0.5 + (1 - s_ratio) * len(successes)) / s_ratio)))
     keep = np.ones(len(success), bool)
-    for members, kept in ((np.flatnonzero(success), keep_s), (np.flatnonzero(~success), keep_f)):
-        keep[rng.choice(members, len(members) - kept, replace=False)] = False
+    keep[rng.choice(successes, len(successes) - keep_s, replace=False)] = False
+    keep[rng.choice(failures, len(failures) - keep_f, replace=False)] = False
     return keep
 
 
+# ALGO LOGIC: MEHER's relabelling, the MEHER paper's three steps (numbered below)
 def meher_relabel(rollout, s_ratio, failure, strategy, radius, grid_size, compute_reward, rng,
                   terminal_rewards):
-    """MEHER's copies (one per fragment) and which real steps stay in the batch. `rollout` as for relabel(), whose
-    `reward`, `terminal`, `truncated` and `desired_goal` this also reads. Returns the kept copies (relabel()'s format,
-    in fragment order), a mask of the kept real steps, the outcomes (True: success) of the batch's finished episodes
-    and the number of episodes dropped. Unfinished real fragments have no outcome yet: they are always kept and never
-    counted."""
+    """One copy per fragment (relabel()'s format, in fragment order), a mask of the kept real steps,
+    the outcomes (True: success) of the batch's finished episodes and the number dropped. Unfinished
+    real fragments have no outcome yet: always kept, never counted."""
     fragment_end = rollout["fragment_end"]
     ends = np.flatnonzero(fragment_end)
     fragment = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1))
     finished = (rollout["terminal"][ends] > 0) | rollout["truncated"][ends]
-    achieved = rollout["next_achieved_goal"][:1]
-    success_reward = compute_reward(achieved, achieved, None)  # the reward of a reached goal: +1, or 0 in Fetch
+    achieved = rollout["next_achieved_goal"]
+    success_reward = compute_reward(achieved[:1], achieved[:1], None)  # +1, or 0 in Fetch
     real_success = rollout["reward"][ends] == success_reward
-    # 1. A = success fraction of the real episodes that ended in this rollout (none ended: A = D, so N = D)
+    # 1. A: the success rate of the real episodes that ended in this rollout (none: A = D)
     a = float(real_success[finished].mean()) if finished.any() else s_ratio
-    # 2. a success copy with probability N = clip(2D - A, 0, 1), which makes (A + N) / 2 = D, else a failure copy
+    # 2. a success copy with probability N = clip(2D - A, 0, 1), so that (A + N) / 2 = D
     success_copy = rng.random(len(ends)) < np.clip(2 * s_ratio - a, 0.0, 1.0)
     copies = relabel(rollout, strategy, 1, compute_reward, rng, terminal_rewards)
     copies = {key: value[success_copy[fragment[copies["index"]]]] for key, value in copies.items()}
-    goals = failure_goals(rollout["next_achieved_goal"], rollout["desired_goal"], fragment_end, failure, radius,
+    goals = failure_goals(achieved, rollout["desired_goal"], fragment_end, failure, radius,
                           grid_size, compute_reward, rng)
     index = np.flatnonzero(~success_copy[fragment] & ~np.isnan(goals[fragment]).any(1))
-    reward = compute_reward(rollout["next_achieved_goal"][index], goals[fragment[index]],
-                            {"episode_steps": rollout["episode_steps"][index]}).astype(np.float32)
-    # Deliberate difference from the released code, which left a failure copy's last reward at 0 (and then counted
-    # the copy as a success): a failure copy covers its whole fragment and ends with the task's -1 (Predator-Prey:
-    # terminal; a Fetch copy's rewards are all -1 and it bootstraps at its fragment's end like the real data).
+    steps = {"episode_steps": rollout["episode_steps"][index]}
+    reward = compute_reward(achieved[index], goals[fragment[index]], steps).astype(np.float32)
+    # Deliberate difference from the released code, which left a failure copy's last reward at 0
+    # (a success): a failure copy covers its fragment and ends with the task's -1 (Predator-Prey:
+    # terminal; a Fetch copy bootstraps at its fragment's end like the real data)
     reward[fragment_end[index]] = -1.0
     failures = dict(index=index, goal=goals[fragment[index]], reward=reward,
                     terminal=np.isin(reward, terminal_rewards), copy_end=fragment_end[index])
     order = np.argsort(np.concatenate([copies["index"], index]), kind="stable")
     copies = {key: np.concatenate([copies[key], failures[key]])[order] for key in copies}
-    # 3. drop whole episodes (real finished ones, then copies) until the batch's S-ratio is D
-    outcome = np.concatenate([real_success[finished], copies["reward"][copies["copy_end"]] == success_reward])
+    # 3. drop whole episodes (the real finished ones, then the copies) until the S-ratio is D
+    copy_success = copies["reward"][copies["copy_end"]] == success_reward
+    outcome = np.concatenate([real_success[finished], copy_success])
     keep = keep_episodes(outcome, s_ratio, rng)
+    num_real = finished.sum()
     real_keep = np.ones(len(ends), bool)
-    real_keep[finished] = keep[: finished.sum()]
+    real_keep[finished] = keep[:num_real]
     copy_id = np.cumsum(copies["copy_end"]) - copies["copy_end"]
-    copies = {key: value[keep[finished.sum():][copy_id]] for key, value in copies.items()}
+    copies = {key: value[keep[num_real:][copy_id]] for key, value in copies.items()}
     return copies, real_keep[fragment], outcome[keep], int((~keep).sum())
 
 
-# ALGO LOGIC: the PPO update: clipped surrogate L^CLIP (PPO paper, Eq. 7), value loss and entropy bonus (Eq. 9);
-# value clipping and per-minibatch advantage normalisation as in OpenAI baselines' ppo2 and CleanRL
+# ALGO LOGIC: the PPO update: clipped surrogate L^CLIP (PPO paper, Eq. 7), value loss and entropy
+# bonus (Eq. 9); value clipping and per-minibatch advantage normalisation as baselines' ppo2
 def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
-    """`update_epochs` epochs of minibatch steps over the batch, stopped once the approximate KL exceeds target_kl
-    (the PPO-HER paper's target KL) or a gradient is not finite. Returns the losses/* scalars of the last minibatch."""
-    b_obs, b_actions, b_logprobs, b_advantages, b_returns, b_values = (torch.from_numpy(batch[key]).to(device) for key
-                                                                       in ("obs", "actions", "logprobs", "advantages",
-                                                                           "returns", "values"))
-    b_inds = np.arange(len(b_obs))
+    """Epochs of minibatch steps, stopped once the approximate KL exceeds target_kl (the PPO-HER
+    paper's) or a gradient is not finite. Returns the losses of the last minibatch."""
+    b = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
+    b_inds = np.arange(len(b["obs"]))
     clipfracs = []
     for epoch in range(args.update_epochs):
         np.random.shuffle(b_inds)
-        for start in range(0, len(b_obs), args.minibatch_size):
+        for start in range(0, len(b_inds), args.minibatch_size):
             mb_inds = b_inds[start : start + args.minibatch_size]
 
-            _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-            logratio = newlogprob - b_logprobs[mb_inds]
+            _, newlogprob, entropy, newvalue = agent.get_action_and_value(
+                b["obs"][mb_inds], b["actions"][mb_inds])
+            logratio = newlogprob - b["logprobs"][mb_inds]
             ratio = logratio.exp()
 
             with torch.no_grad():
@@ -524,38 +462,42 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
                 old_approx_kl = (-logratio).mean()
                 approx_kl = ((ratio - 1) - logratio).mean()
                 clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
-                over_kl = approx_kl > (1.5 * args.target_kl if args.kl_stop_before_step else args.target_kl)
+                kl_limit = 1.5 * args.target_kl if args.kl_stop_before_step else args.target_kl
+                over_kl = approx_kl > kl_limit
 
-            mb_advantages = b_advantages[mb_inds]
+            mb_advantages = b["advantages"][mb_inds]
             if args.norm_adv and len(mb_inds) > 1:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
 
-            # Policy loss: -L^CLIP, with r = pi / pi_old = ratio
+            # Policy loss
             pg_loss1 = -mb_advantages * ratio
             pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
             pg_loss = torch.max(pg_loss1, pg_loss2).mean()
 
             # Value loss
             newvalue = newvalue.view(-1)
+            mb_returns = b["returns"][mb_inds]
+            mb_values = b["values"][mb_inds]
             if args.clip_vloss:
-                v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                v_clipped = b_values[mb_inds] + torch.clamp(
-                    newvalue - b_values[mb_inds], -args.clip_coef, args.clip_coef)
-                v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                v_loss_unclipped = (newvalue - mb_returns) ** 2
+                v_change = torch.clamp(newvalue - mb_values, -args.clip_coef, args.clip_coef)
+                v_loss_clipped = (mb_values + v_change - mb_returns) ** 2
                 v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
             else:
-                v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+                v_loss = 0.5 * ((newvalue - mb_returns) ** 2).mean()
 
             entropy_loss = entropy.mean()
             loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-            if over_kl and args.kl_stop_before_step:  # the released code's rule: this minibatch takes no step
+            if over_kl and args.kl_stop_before_step:  # the released code's rule: no step
                 break
             optimizer.zero_grad()
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-            if not torch.isfinite(grad_norm):  # a ratio overflowed (an action far in the policy's tail, e.g. a
-                break                          # relabelled one): stop the update before inf/NaN reach the weights
+            # a ratio overflowed (an action far in the policy's tail, e.g. a relabelled one):
+            # stop before inf/NaN reach the weights
+            if not torch.isfinite(grad_norm):
+                break
             optimizer.step()
             if over_kl:
                 break
@@ -565,45 +507,32 @@ def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
     var_y = np.var(batch["returns"])
     explained_var = np.nan if var_y == 0 else 1 - np.var(batch["returns"] - batch["values"]) / var_y
     return dict(value_loss=v_loss.item(), policy_loss=pg_loss.item(), entropy=entropy_loss.item(),
-                old_approx_kl=old_approx_kl.item(), approx_kl=approx_kl.item(), clipfrac=np.mean(clipfracs),
-                explained_variance=explained_var)
-
-
-def evaluate(agent, args: Args, device, video_path: str = "") -> float:
-    """Success rate of the mean-action policy (no sampling) over `eval_episodes` fresh episodes, played one after
-    another in one game seeded with seed + 1; with a video_path, they are also drawn and written there as MP4."""
-    env = make_env(args, 0, render_mode="rgb_array" if video_path else None)
-    if video_path:
-        os.makedirs(os.path.dirname(video_path), exist_ok=True)
-        video = imageio.get_writer(video_path, fps=env.metadata["render_fps"])
-    obs, _ = env.reset(seed=args.seed + 1)
-    successes = []
-    while len(successes) < args.eval_episodes:
-        if video_path:
-            video.append_data(env.render())
-        with torch.no_grad():
-            x = agent.normalise(torch.from_numpy(flat_obs(obs)).to(device))
-            obs, _, terminated, truncated, info = env.step(agent.actor_mean(x).cpu().numpy())
-        if terminated or truncated:
-            if video_path:
-                video.append_data(env.render())  # the episode's last picture, before the next one starts
-            successes.append(info["is_success"])
-            obs, _ = env.reset()
-    if video_path:
-        video.close()
-    return float(np.mean(successes)) if successes else float("nan")
+                old_approx_kl=old_approx_kl.item(), approx_kl=approx_kl.item(),
+                clipfrac=np.mean(clipfracs), explained_variance=explained_var)
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    checkpoint = check_args(args)
+    args = tyro.cli(Args)
+    checkpoint = None
+    if args.resume:
+        args, checkpoint = resume_run(args)
+    check_args(args)
+    task_options = dict(prey=args.prey, spawn=args.spawn, num_dims=args.num_dims,
+                        grid_size=args.grid_size, radius=args.radius,
+                        max_episode_steps=args.max_episode_steps)
+    try:
+        envs = make_goal_env(args.env_id, args.num_envs, **task_options)
+        if args.capture_video:
+            check_can_draw(args.env_id, **task_options)
+    except GoalEnvError as error:
+        raise SystemExit(f"error: {error}")
+    if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode
+        envs = checkpoint["envs"]
     batch_size = args.num_envs * args.num_steps
-    num_iterations = -(-args.total_timesteps // batch_size)  # whole rollouts: the budget is rounded up
-    ctrl_c = []  # Ctrl-C ends the run after the current iteration, with a checkpoint (also in MuJoCo's subprocesses)
-    signal.signal(signal.SIGINT, lambda signum, frame: ctrl_c.append(signum))
-    envs = checkpoint["envs"] if checkpoint and checkpoint["envs"] else make_env(args, args.num_envs)
-    run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_name = os.path.basename(run_dir)
+    num_iterations = -(-args.total_timesteps // batch_size)  # whole rollouts: rounded up
+    ctrl_c = stop_on_ctrl_c()
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = args.resume.rstrip("/") or f"runs/{run_name}"
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
     writer.add_text(
         "hyperparameters",
@@ -617,53 +546,59 @@ if __name__ == "__main__":
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if args.cuda else "cpu")
     her_rng = np.random.default_rng(args.seed)
-    reward_env = make_env(args, 0).unwrapped  # MEHER also reads a Fetch task's distance_threshold
-    compute_reward = reward_env.compute_reward
-    terminal_rewards = (1.0, -1.0) if args.env_id == "PredatorPrey-v0" else ()  # capture, failure step; Fetch: none
-    # MEHER's failure goals: Predator-Prey's inside its box, near misses 1.1 x the capture radius away; a Fetch task's
-    # among the rollout's desired goals (no box: G = inf), near misses 1.1 x its distance_threshold away
-    goal_radius = args.radius if args.env_id == "PredatorPrey-v0" else reward_env.distance_threshold
-    goal_box = args.grid_size if args.env_id == "PredatorPrey-v0" else np.inf
+    # the rewards that end an episode: Predator-Prey's capture (+1) and failure (-1); Fetch: none
+    terminal_rewards = (1.0, -1.0) if args.env_id == "PredatorPrey-v0" else ()
+    # MEHER's near misses: 1.1 x the capture radius (Fetch: distance_threshold) away; Fetch: no box
+    goal_radius = args.radius
+    goal_box = args.grid_size
+    if args.env_id != "PredatorPrey-v0":
+        goal_radius = gym.make(args.env_id).unwrapped.distance_threshold
+        goal_box = np.inf
 
-    action_dim, goal_dim = envs.single_action_space.shape[0], envs.single_observation_space["desired_goal"].shape[0]
-    agent = Agent(envs.single_observation_space, action_dim, args.hidden_size, args.init_logstd).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, weight_decay=args.weight_decay,
-                           fused=True)  # fused: ~25% faster on CPU
+    obs_space = envs.single_observation_space
+    action_dim = envs.single_action_space.shape[0]
+    goal_dim = obs_space["desired_goal"].shape[0]
+    agent = Agent(obs_space, action_dim, args.hidden_size, args.init_logstd).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5,
+                           weight_decay=args.weight_decay, fused=True)  # fused: 25% faster on CPU
 
-    # ALGO Logic: Storage setup, (num_steps, num_envs) like CleanRL
+    # ALGO Logic: Storage setup
     obs = np.zeros((args.num_steps, args.num_envs, len(agent.obs_scale)), np.float32)
     actions = np.zeros((args.num_steps, args.num_envs, action_dim), np.float32)
     logprobs = np.zeros((args.num_steps, args.num_envs), np.float32)
     values = np.zeros((args.num_steps, args.num_envs), np.float32)
     rewards = np.zeros((args.num_steps, args.num_envs), np.float32)
     terminals = np.zeros((args.num_steps, args.num_envs), np.float32)
-    truncated = np.zeros((args.num_steps, args.num_envs), bool)  # a time limit cut the episode there (Fetch)
+    truncated = np.zeros((args.num_steps, args.num_envs), bool)  # a time limit's cut (Fetch)
     episode_steps = np.zeros((args.num_steps, args.num_envs), np.int64)
-    next_observations = np.zeros_like(obs)  # after each step's action, also where the episode ended
+    next_observations = np.zeros_like(obs)  # after each step's action, also where an episode ended
 
-    global_step, done_iterations = 0, 0
+    global_step = 0
+    first_iteration = 1
     start_time = time.time()
     recent_success = []  # outcomes of the last 100 real episodes
     success_rate = 0.0
-    if checkpoint:  # continue exactly where the checkpoint was written
-        agent.load_state_dict({**agent.state_dict(), **checkpoint["agent"]})  # older ones lack the normaliser
+    if checkpoint:
+        agent.load_state_dict(checkpoint["agent"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         random.setstate(checkpoint["python_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         torch.set_rng_state(checkpoint["torch_rng"])
-        her_rng, next_obs = checkpoint["her_rng"], checkpoint["next_obs"]
-        global_step, done_iterations = checkpoint["global_step"], checkpoint["iteration"]
-        recent_success, success_rate = checkpoint["recent_success"], checkpoint["success_rate"]
+        her_rng = checkpoint["her_rng"]
+        next_obs = checkpoint["next_obs"]
+        global_step = checkpoint["global_step"]
+        first_iteration = checkpoint["iteration"] + 1
+        recent_success = checkpoint["recent_success"]
+        success_rate = checkpoint["success_rate"]
         start_time -= checkpoint["seconds"]
-    if not checkpoint or not checkpoint["envs"]:  # a new run, or MuJoCo envs, which start afresh on a resume
+    if not checkpoint or not checkpoint["envs"]:  # MuJoCo's simulators start afresh on a resume
         next_obs = flat_obs(envs.reset(seed=args.seed + global_step)[0])
-    iteration_ends = [time.time()]  # of the last few iterations, for the ETA
-    end_reason = ""
-    task = f"{args.env_id} ({args.prey} prey, {args.spawn} spawn)" if args.env_id == "PredatorPrey-v0" else args.env_id
-    print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {task}, budget {args.total_timesteps} env "
-          f"steps = {num_iterations} rollouts of {batch_size}", flush=True)
+    end_reason = "budget reached"
+    print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {args.env_id}, "
+          f"budget {args.total_timesteps} env steps = {num_iterations} rollouts", flush=True)
 
-    for iteration in range(done_iterations + 1, num_iterations + 1):
+    for iteration in range(first_iteration, num_iterations + 1):
+        iteration_start = time.time()
         if args.anneal_lr:
             frac = 1.0 - (iteration - 1.0) / num_iterations
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
@@ -672,59 +607,67 @@ if __name__ == "__main__":
             global_step += args.num_envs
             obs[step] = next_obs
             with torch.no_grad():
-                action, logprob, _, value = agent.get_action_and_value(torch.from_numpy(next_obs).to(device))
+                x = torch.from_numpy(next_obs).to(device)
+                action, logprob, _, value = agent.get_action_and_value(x)
             actions[step] = action.cpu().numpy()
             logprobs[step] = logprob.cpu().numpy()
-            values[step] = value.flatten().cpu().numpy()
+            values[step] = to_numpy(value)
 
-            next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
-            rewards[step], terminals[step], truncated[step] = reward, terminations, truncations
+            next_obs, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            next_obs = flat_obs(next_obs)
+            rewards[step] = reward
+            terminals[step] = terminations
+            truncated[step] = truncations
             episode_steps[step] = infos["episode_steps"]
-            final_obs = infos["final_obs"] if "final_obs" in infos else next_obs_dict
-            next_observations[step] = flat_obs(final_obs)  # its achieved goal: the post-action position
-            next_obs = flat_obs(next_obs_dict)
-            for env_index in np.flatnonzero(terminations | truncations):
-                recent_success.append(float(infos["is_success"][env_index]))
-                returns = infos.get("episode_return", reward)  # Predator-Prey's: the last reward, +1 or -1
-                writer.add_scalar("charts/episodic_return", returns[env_index], global_step)
-                writer.add_scalar("charts/episodic_length", infos["episode_steps"][env_index], global_step)
+            next_observations[step] = flat_obs(infos["final_obs"])
+            for i in np.flatnonzero(terminations | truncations):
+                recent_success.append(float(infos["is_success"][i]))
+                writer.add_scalar("charts/episodic_return", infos["episode_return"][i], global_step)
+                writer.add_scalar("charts/episodic_length", infos["episode_steps"][i], global_step)
         recent_success = recent_success[-100:]
         if recent_success:
             success_rate = float(np.mean(recent_success))
             writer.add_scalar("charts/success_rate", success_rate, global_step)
+        rollout_seconds = time.time() - iteration_start
 
-        # ALGO LOGIC: GAE of the real data, per env in flat env-major order; a fragment ends at an episode's end or at
-        # the rollout's end, where it bootstraps from V of the next observation; a time limit (Fetch) cuts an episode
-        # without ending it: there it bootstraps from V of the episode's last observation
-        real_next_obs, cut = env_major(next_observations), env_major(truncated)
+        # ALGO LOGIC: GAE of the real data, in flat env-major order; a fragment ends at an episode's
+        # end or at the rollout's end, where it bootstraps from V of the next observation; a time
+        # limit (Fetch) cuts an episode without ending it: it bootstraps from V of its last one
+        real_next_obs = env_major(next_observations)
+        cut = env_major(truncated)
         with torch.no_grad():
-            last_value = agent.get_value(torch.from_numpy(next_obs).to(device)).flatten().cpu().numpy()
-            cut_value = agent.get_value(torch.from_numpy(real_next_obs[cut]).to(device)).flatten().cpu().numpy()
+            last_value = to_numpy(agent.get_value(torch.from_numpy(next_obs).to(device)))
+            cut_value = to_numpy(agent.get_value(torch.from_numpy(real_next_obs[cut]).to(device)))
         real_values = env_major(values)
         next_values = np.roll(real_values, -1)
         rollout_end = np.arange(batch_size) % args.num_steps == args.num_steps - 1
-        next_values[rollout_end], next_values[cut] = last_value, cut_value
+        next_values[rollout_end] = last_value
+        next_values[cut] = cut_value
         real_terminal = env_major(terminals)
+        real_rewards = env_major(rewards)
         fragment_end = rollout_end | (real_terminal > 0) | cut
-        real_advantages = compute_gae(env_major(rewards), real_values, next_values, real_terminal, fragment_end,
-                                      args.gamma, args.gae_lambda)
+        advantages = compute_gae(real_rewards, real_values, next_values, real_terminal,
+                                 fragment_end, args.gamma, args.gae_lambda)
         batch = dict(obs=env_major(obs), actions=env_major(actions), logprobs=env_major(logprobs),
-                     advantages=real_advantages, returns=real_advantages + real_values, values=real_values)
+                     advantages=advantages, returns=advantages + real_values, values=real_values)
 
-        # ALGO LOGIC: HER: relabel every fragment, score the copies under the rollout policy, train on both
+        # ALGO LOGIC: HER: relabel every fragment, score the copies, train on both
         if args.her:
-            rollout = dict(next_achieved_goal=real_next_obs[:, -2 * goal_dim : -goal_dim], fragment_end=fragment_end,
-                           episode_steps=env_major(episode_steps), reward=env_major(rewards), terminal=real_terminal)
+            next_achieved_goal = real_next_obs[:, -2 * goal_dim : -goal_dim]
+            rollout = dict(next_achieved_goal=next_achieved_goal, fragment_end=fragment_end,
+                           episode_steps=env_major(episode_steps), reward=real_rewards,
+                           terminal=real_terminal)
             rollout.update(truncated=cut, desired_goal=batch["obs"][:, -goal_dim:])
-            copies, real_kept, outcomes, episodes_dropped = meher_relabel(rollout, args.s_ratio, args.failure,
-                                                                          args.her_strategy, goal_radius, goal_box,
-                                                                          compute_reward, her_rng, terminal_rewards)
-            relabelled = relabelled_batch(agent, batch["obs"], real_next_obs, batch["actions"], copies, goal_dim,
-                                          args.gamma, args.gae_lambda, device)
-            batch = {key: value[real_kept] for key, value in batch.items()}  # MEHER: dropped episodes leave the batch
+            copies, real_kept, outcomes, episodes_dropped = meher_relabel(
+                rollout, args.s_ratio, args.failure, args.her_strategy, goal_radius, goal_box,
+                envs.compute_reward, her_rng, terminal_rewards)
+            relabelled = relabelled_batch(agent, batch["obs"], real_next_obs, batch["actions"],
+                                          copies, goal_dim, args, device)
+            batch = {key: value[real_kept] for key, value in batch.items()}  # MEHER's drops
             batch = {key: np.concatenate([batch[key], relabelled[key]]) for key in batch}
-            writer.add_scalar("her/relabelled_fraction", len(copies["index"]) / len(batch["obs"]), global_step)
-            s_ratio = float(outcomes.mean()) if len(outcomes) else 0.0  # successes / finished episodes in the batch
+            relabelled_fraction = len(copies["index"]) / len(batch["obs"])
+            writer.add_scalar("her/relabelled_fraction", relabelled_fraction, global_step)
+            s_ratio = float(outcomes.mean()) if len(outcomes) else 0.0  # the batch's S-ratio
             writer.add_scalar("her/s_ratio_target", args.s_ratio, global_step)
             writer.add_scalar("her/s_ratio", s_ratio, global_step)
             writer.add_scalar("her/reward_entropy", reward_entropy(s_ratio), global_step)
@@ -732,45 +675,61 @@ if __name__ == "__main__":
             writer.add_scalar("her/finished_episodes", len(outcomes), global_step)
 
         losses = ppo_update(agent, optimizer, batch, args, device)
-        # ALGO LOGIC: Fetch's normaliser moves only now: the rollout's log-probs, the copies' scores and the update all
-        # saw the same one, so a relabelled goal is normalised as a real one and the PPO ratio's old log-probs hold
+        # ALGO LOGIC: Fetch's normaliser moves only now: the rollout, the copies' scores and the
+        # update saw the same one, so the PPO ratio's old log-probs hold
         if agent.running_normaliser:
-            agent.update_normaliser(torch.tensor(obs.reshape(batch_size, -1), dtype=torch.float64, device=device))
+            real_obs = torch.tensor(obs.reshape(batch_size, -1), dtype=torch.float64)
+            agent.update_normaliser(real_obs.to(device))
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
         for name, value in losses.items():
             writer.add_scalar(f"losses/{name}", value, global_step)
         writer.add_scalar("charts/SPS", sps, global_step)
-        iteration_ends = (iteration_ends + [time.time()])[-6:]
-        eta = (num_iterations - iteration) * (iteration_ends[-1] - iteration_ends[0]) / (len(iteration_ends) - 1)
-        print(f"step {global_step:>8}/{args.total_timesteps}  success {success_rate:.2f}  SPS {sps:>6}  "
-              f"ETA {eta / 60:.1f} min", flush=True)
+        # The time left lies between the rollouts alone (updates that the KL check stops at once)
+        # and whole iterations like this one (updates that run all their epochs)
+        iterations_left = num_iterations - iteration
+        eta_low = iterations_left * rollout_seconds / 60
+        eta_high = iterations_left * (time.time() - iteration_start) / 60
+        print(f"step {global_step:>8}/{args.total_timesteps}  success {success_rate:.2f}  "
+              f"SPS {sps:>6}  ETA {eta_low:.1f}-{eta_high:.1f} min", flush=True)
         if len(recent_success) >= 100 and success_rate >= args.stop_at_success:
-            end_reason = f"success rate {success_rate:.2f} >= --stop-at-success {args.stop_at_success}"
+            end_reason = f"success rate {success_rate:.2f} >= --stop-at-success"
         if ctrl_c:
             end_reason = "interrupted by Ctrl-C"
-        every = args.checkpoint_every and iteration % args.checkpoint_every == 0
-        if end_reason or every or iteration == num_iterations:
-            save_checkpoint(f"{run_dir}/checkpoint.pt", dict(
-                script=os.path.basename(__file__), args=vars(args), agent=agent.state_dict(),
-                optimizer=optimizer.state_dict(), python_rng=random.getstate(), numpy_rng=np.random.get_state(),
-                torch_rng=torch.get_rng_state(), her_rng=her_rng, next_obs=next_obs, global_step=global_step,
-                envs=None if isinstance(envs, GoalVectorEnv) else envs,  # MuJoCo's (subprocesses) do not pickle
-                iteration=iteration, recent_success=recent_success,
-                success_rate=success_rate, seconds=time.time() - start_time))
-        if end_reason:
+        stopping = end_reason != "budget reached" or iteration == num_iterations
+        if stopping or (args.checkpoint_every and iteration % args.checkpoint_every == 0):
+            checkpoint = dict(
+                script=SCRIPT, args=vars(args), agent=agent.state_dict(),
+                optimizer=optimizer.state_dict(), python_rng=random.getstate(),
+                numpy_rng=np.random.get_state(), torch_rng=torch.get_rng_state(), her_rng=her_rng,
+                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo's do not pickle
+                next_obs=next_obs, global_step=global_step, iteration=iteration,
+                recent_success=recent_success, success_rate=success_rate,
+                seconds=time.time() - start_time)
+            # written beside, then renamed over the last one: a crash while writing keeps that one
+            torch.save(checkpoint, f"{run_dir}/checkpoint.tmp")
+            os.replace(f"{run_dir}/checkpoint.tmp", f"{run_dir}/checkpoint.pt")
+        if stopping:
             break
 
     if args.save_model:
         torch.save(agent.state_dict(), f"{run_dir}/{args.exp_name}.cleanrl_model")
     if args.save_model or args.capture_video:
-        video_path = f"videos/{run_name}/eval-step{global_step}.mp4" if args.capture_video else ""
-        eval_success = evaluate(agent, args, device, video_path)
-        writer.add_scalar("eval/success_rate", eval_success, global_step)
-        print(f"eval success rate over {args.eval_episodes} episodes: {eval_success:.3f} {video_path}", flush=True)
-    print(f"{end_reason or 'budget reached'}: {global_step} env steps in {(time.time() - start_time) / 60:.1f} min, "
+        video_path = f"videos/{os.path.basename(run_dir)}/eval-step{global_step}.mp4" if args.capture_video else ""
+
+        @torch.no_grad()
+        def mean_action(obs: dict) -> np.ndarray:
+            x = agent.normalise(torch.from_numpy(flat_obs(obs)).to(device))
+            return agent.actor_mean(x).cpu().numpy()
+
+        successes = play_episodes(args.env_id, mean_action, args.eval_episodes, args.seed + 1,
+                                  video_path, **task_options)
+        writer.add_scalar("eval/success_rate", successes.mean(), global_step)
+        print(f"eval success rate over {args.eval_episodes} episodes: {successes.mean():.3f}")
+    minutes = (time.time() - start_time) / 60
+    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {minutes:.1f} min, "
           f"success rate {success_rate:.2f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()
     if ctrl_c:
-        raise SystemExit(130)
+        raise SystemExit(130)  # as a shell reports Ctrl-C, so that `run && next` stops here
