@@ -1,8 +1,8 @@
 # docs and experiment results: docs/her_ddpg.md
-# DDPG + Hindsight Experience Replay as in OpenAI baselines' her/, the code behind the papers ("baselines" below).
-# Papers: Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 (Algorithm 1, Sec. 4.5); Plappert et al.,
-# "Multi-Goal Reinforcement Learning: Challenging Robotics Environments and Request for Research", arXiv 1802.09464.
-# Everything outside the LEARNER block is line for line algorithms/sher.py: their diff is the learner.
+# DDPG + Hindsight Experience Replay as in OpenAI baselines' her/ ("baselines"), the code behind
+# Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 ("HER", Algorithm 1, Sec. 4.5)
+# and Plappert et al., "Multi-Goal Reinforcement Learning", arXiv 1802.09464.
+# Everything outside the LEARNER block is line for line algorithms/sher.py.
 import dataclasses
 import os
 import random
@@ -43,13 +43,13 @@ class Args:
     capture_video: bool = False
     """record one deterministic test episode per epoch to videos/{run_name}/"""
     checkpoint_every: int = 0
-    """also write runs/{run_name}/checkpoint.pt every this many epochs (0: at the end and on Ctrl-C)"""
+    """also write runs/{run_name}/checkpoint.pt every this many epochs (0: at the end, on Ctrl-C)"""
     resume: str = ""
     """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
 
     # Environment
     env_id: str = "FetchReach-v4"
-    """a goal env: FetchReach/Push/PickAndPlace/Slide-v4, HandManipulate*/HandReach, or PredatorPrey-v0"""
+    """a goal env: FetchReach/Push/PickAndPlace/Slide-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
     num_envs: Optional[int] = None
     """parallel envs, one episode each per cycle (None: 16; FetchReach: 2)"""
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
@@ -61,11 +61,11 @@ class Args:
     total_timesteps: int = 10_000
     """total training env steps of the experiment (the run stops exactly there)"""
     n_cycles: Optional[int] = None
-    """cycles per epoch: one episode per env, then n-batches updates (None: 50; FetchReach, PredatorPrey: 10)"""
+    """cycles per epoch: an episode per env, then n-batches updates (None: 50; FetchReach: 10)"""
     n_batches: int = 40
     """gradient steps per cycle"""
     batch_size: Optional[int] = None
-    """transitions per gradient step (None: 2048 = 8 workers x 256; FetchReach, PredatorPrey: 256)"""
+    """transitions per gradient step (None: 2048 = 8 workers x 256; FetchReach: 256)"""
     n_test_rollouts: int = 10
     """deterministic test episodes per env after each epoch"""
     buffer_size: int = 1_000_000
@@ -98,27 +98,26 @@ class Args:
     """probability of a uniform random action during training rollouts"""
 
 
-# A flag left at None takes its task's value, by env id prefix (baselines config.py DEFAULT_ENV_PARAMS; why: docs page)
+# A flag left at None takes its task's value (baselines config.py DEFAULT_ENV_PARAMS)
 TASK_DEFAULTS = {
-    "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10, action_l2=1.0),  # baselines' 1-CPU command
-    "PredatorPrey": dict(num_envs=16, batch_size=256, n_cycles=10, action_l2=0.02),  # L2 x (1 - gamma): Q in [-1, 1]
-    "": dict(num_envs=16, batch_size=2048, n_cycles=50, action_l2=1.0),  # other tasks: baselines with 8 MPI workers
+    "FetchReach": dict(num_envs=2, batch_size=256, n_cycles=10, action_l2=1.0),  # baselines' 1 CPU
+    "PredatorPrey": dict(num_envs=16, batch_size=256, n_cycles=10, action_l2=0.02),  # Q in [-1, 1]
+    "": dict(num_envs=16, batch_size=2048, n_cycles=50, action_l2=1.0),  # baselines' 8 MPI workers
 }
-
-
 # how a run goes on, not what it learns: the only flags a resumed run may change
-RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda", "torch_threads"]
+RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda",
+             "torch_threads"]
 
 
-def fill_task_defaults(args: Args) -> None:
+def fill_task_defaults(args):
     task = next(prefix for prefix in TASK_DEFAULTS if args.env_id.startswith(prefix))
     for key, value in TASK_DEFAULTS[task].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
 
-def check_args(args: Args) -> None:
-    """Values that would crash the run or silently mislead it, each refused in one line naming its flag."""
+def check_args(args):
+    """Values that would crash the run or silently mislead it, refused in one line naming the flag."""
     rules = [
         ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
         ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
@@ -141,20 +140,21 @@ def check_args(args: Args) -> None:
         ("q_lr", args.q_lr > 0, "> 0"),
         ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
         ("action_l2", args.action_l2 >= 0, ">= 0"),
-        ("noise_eps", args.noise_eps >= 0, ">= 0"),
         ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]"),
     ]
     for name, valid, rule in rules:
         if not valid:
-            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"error: {flag} {getattr(args, name)}: must be {rule}")
 
 
-def resume_run(args: Args) -> tuple[Args, dict]:
-    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that cannot be read
-    or is another script's, a typed flag that changes learning, or a budget already spent is refused."""
+def resume_run(args):
+    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that
+    cannot be read or is another script's, a typed flag that changes learning, or a budget already
+    spent is refused."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # a file this script wrote
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
     except Exception as error:
         refuse_resume(f"cannot read {path} ({type(error).__name__})")
     if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
@@ -170,12 +170,12 @@ def resume_run(args: Args) -> tuple[Args, dict]:
     return args, checkpoint
 
 
-def refuse_resume(reason: str) -> None:
+def refuse_resume(reason):
     print(f"error: --resume: {reason}", file=sys.stderr)
     raise SystemExit(RESUME_REFUSED)
 
 
-def save_checkpoint(checkpoint: dict, path: str) -> None:
+def save_checkpoint(checkpoint, path):
     """Atomic: written beside, synced, then renamed over the previous one, which a crash leaves whole."""
     with open(f"{path}.tmp", "wb") as file:
         torch.save(checkpoint, file)
@@ -184,8 +184,8 @@ def save_checkpoint(checkpoint: dict, path: str) -> None:
     os.replace(f"{path}.tmp", path)
 
 
-def stop_on_ctrl_c() -> list:
-    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second Ctrl-C stops it at once."""
+def stop_on_ctrl_c():
+    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second one stops it at once."""
     pressed = []
 
     def handler(signum, frame):
@@ -199,132 +199,109 @@ def stop_on_ctrl_c() -> list:
 
 @dataclass(frozen=True)
 class Task:
-    """What differs between the Fetch/Hand tasks and Predator-Prey, in one place."""
-
     horizon: int  # rows T of an episode: its most steps
-    target_range: tuple[float, float]  # critic targets are clipped to the range of possible returns
-    done_on_reward: bool  # whether a nonzero reward marks a terminal transition (no bootstrap past it)
-    observe_achieved_goal: bool  # whether the networks and the buffer see o = [observation, achieved goal]
+    target_range: tuple  # critic targets are clipped to the range of possible returns
+    done_on_reward: bool  # a nonzero reward ends the episode: no bootstrap past it
+    observe_achieved_goal: bool  # the networks and the buffer see o = [observation, achieved goal]
 
 
-def task_of(args: Args, envs) -> Task:
-    """Fetch/Hand: rewards -1 or 0, episodes only cut by the time limit: returns in [-1/(1-gamma), 0] (baselines
-    clip_return). Predator-Prey: +1 on capture, -1 on the time-out step max_episode_steps + 1, both terminal, so
-    returns are +-gamma^k; its observation (the prey velocity) lacks the predator's position: add the achieved goal."""
+def task_of(args, envs):
+    """Fetch/Hand: rewards -1 or 0 until the time limit, so returns lie in [-1/(1-gamma), 0]
+    (baselines clip_return). Predator-Prey: +1 on capture, -1 on the time-out step, both terminal;
+    its observation (the prey velocity) lacks the predator's position: add the achieved goal."""
     if args.env_id == "PredatorPrey-v0":
         return Task(envs.max_episode_steps + 1, (-1.0, 1.0), True, True)
     return Task(envs.max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
 
 
-def net_observation(obs: dict, task: Task) -> np.ndarray:
-    """The observation o of the networks and the buffer: obs["observation"], with the achieved goal if the task says."""
+def net_observation(obs, task):
     if task.observe_achieved_goal:
         return np.concatenate([obs["observation"], obs["achieved_goal"]], -1)
     return obs["observation"]
 
 
-# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3)
+# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3):
+# std = sqrt(max(eps^2, E[x^2] - E[x]^2)) from running sums in float64; the output is clipped
 class Normalizer:
-    """Statistics from running sums (float64); std = sqrt(max(eps^2, E[x^2] - E[x]^2)); output clipped."""
-
-    def __init__(self, size: int, eps: float, clip_range: float, device: torch.device):
-        self.size = size
+    def __init__(self, size, eps, clip_range):
         self.eps = eps
         self.clip_range = clip_range
-        self.device = device
-        self.load_state_dict(dict(sum=np.zeros(size), sumsq=np.zeros(size), count=0, mean=np.zeros(size),
-                                  std=np.ones(size)))
+        self.sum = np.zeros(size)
+        self.sumsq = np.zeros(size)
+        self.count = 0
+        self.mean = np.zeros(size)
+        self.std = np.ones(size)
 
-    def update(self, values: np.ndarray) -> None:
-        values = np.asarray(values, np.float64).reshape(-1, self.size)
+    def update(self, values):
+        values = np.asarray(values, np.float64).reshape(-1, len(self.sum))
         self.sum += values.sum(0)
         self.sumsq += np.square(values).sum(0)
         self.count += len(values)
-        mean = self.sum / self.count
-        std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(mean)))
-        self.load_state_dict(dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=mean, std=std))
+        self.mean = self.sum / self.count
+        self.std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(self.mean)))
 
-    def normalize(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.clamp((values - self.mean_t) / self.std_t, -self.clip_range, self.clip_range)
-
-    def state_dict(self) -> dict:
-        return dict(sum=self.sum, sumsq=self.sumsq, count=self.count, mean=self.mean, std=self.std)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-        self.mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device)
-        self.std_t = torch.as_tensor(self.std, dtype=torch.float32, device=self.device)
+    def normalize(self, values):
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=values.device)
+        std = torch.as_tensor(self.std, dtype=torch.float32, device=values.device)
+        return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
 
 
-def empty_episodes(n: int, T: int, obs_dim: int, goal_dim: int, act_dim: int) -> dict:
-    """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each episode's length."""
-    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
-                g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
+def empty_episodes(n, T, obs_dim, goal_dim, act_dim):
+    """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each one's length."""
+    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32),
+                ag=np.zeros((n, T + 1, goal_dim), np.float32),
+                g=np.zeros((n, T + 1, goal_dim), np.float32),
+                u=np.zeros((n, T, act_dim), np.float32),
                 length=np.zeros(n, np.int64))
 
 
-# ALGO LOGIC: HER `future` relabelling (Andrychowicz et al. 2017, Sec. 4.5; baselines her_sampler.py)
-def sample_her_transitions(episodes: dict, batch_size: int, future_p: float, compute_reward, task: Task,
-                           rng: np.random.Generator) -> dict:
-    """`batch_size` transitions (o, g, u, r, o_next, g_next, done) of `episodes`, a share `future_p` relabelled.
-
-    As baselines: an episode uniformly, a step t uniformly within its length (Predator-Prey episodes can end
-    early), and for a relabelled goal the achieved goal of a step drawn uniformly from t+1 .. length. Rewards are
-    the env's compute_reward(ag_{t+1}, g, {"episode_steps": t + 1})."""
+# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): an episode
+# uniformly, a step t uniformly within its length (Predator-Prey episodes end early), and with
+# probability future_p the goal achieved at a step drawn uniformly from t+1 .. length
+def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task, rng):
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
     t = (rng.random(batch_size) * length).astype(np.int64)
     relabel = rng.random(batch_size) < future_p
     future_t = t + 1 + (rng.random(batch_size) * (length - t)).astype(np.int64)
     g = episodes["g"][ep, t]
-    g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but Predator-Prey's prey moves
+    g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but the prey moves
     g[relabel] = g_next[relabel] = episodes["ag"][ep[relabel], future_t[relabel]]
-    r = np.asarray(compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}), np.float32)
+    ag_next = episodes["ag"][ep, t + 1]
+    r = np.asarray(compute_reward(ag_next, g, {"episode_steps": t + 1}), np.float32)
     done = (r != 0).astype(np.float32) if task.done_on_reward else np.zeros(batch_size, np.float32)
-    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, o_next=episodes["o"][ep, t + 1],
-                g_next=g_next, done=done)
+    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r,
+                o_next=episodes["o"][ep, t + 1], g_next=g_next, done=done)
 
 
-# ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py)
+# ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
+# episodes are overwritten (baselines overwrote random ones)
 class EpisodeBuffer:
-    """At most `size_in_transitions // T` episodes in preallocated arrays; once full, the oldest are overwritten
-    (baselines overwrote random ones)."""
-
-    def __init__(self, size_in_transitions: int, T: int, obs_dim: int, goal_dim: int, act_dim: int):
+    def __init__(self, size_in_transitions, T, obs_dim, goal_dim, act_dim):
         self.size = size_in_transitions // T
         self.data = empty_episodes(self.size, T, obs_dim, goal_dim, act_dim)
         self.next_index = 0
         self.n_stored = 0
 
-    def store(self, episodes: dict) -> None:
+    def store(self, episodes):
         index = (self.next_index + np.arange(len(episodes["length"]))) % self.size
         for key, array in self.data.items():
             array[index] = episodes[key]
         self.next_index = (index[-1] + 1) % self.size
         self.n_stored = min(self.n_stored + len(index), self.size)
 
-    def episodes(self) -> dict:
+    def episodes(self):
         return {key: array[: self.n_stored] for key, array in self.data.items()}
 
-    def state_dict(self) -> dict:
-        return dict(episodes=self.episodes(), next_index=self.next_index)  # only the filled part
 
-    def load_state_dict(self, state: dict) -> None:
-        self.n_stored = len(state["episodes"]["length"])
-        self.next_index = state["next_index"]
-        for key, array in self.data.items():
-            array[: self.n_stored] = state["episodes"][key]
-
-
-# ALGO LOGIC: one episode per env from reset (baselines rollout.py RolloutWorker.generate_rollouts)
-def rollout(envs, policy, task: Task, max_steps: int, seed: Optional[int] = None) -> dict:
-    """The episodes of length >= 1, with each one's `success` and `return`. `max_steps` cuts the batch at that many
-    transitions (the cut envs' episodes end there)."""
+# ALGO LOGIC: one episode per env from reset (baselines rollout.py generate_rollouts): the episodes
+# of length >= 1 with their success and return; `max_steps` cuts the batch at that many steps
+def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
     n = envs.num_envs
-    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], envs.single_action_space.shape[0])
+    goal_dim = obs["desired_goal"].shape[1]
+    ep = empty_episodes(n, task.horizon, o.shape[1], goal_dim, envs.single_action_space.shape[0])
     ep["success"] = np.zeros(n)
     ep["return"] = np.zeros(n)
     ep["o"][:, 0] = o
@@ -351,15 +328,8 @@ def rollout(envs, policy, task: Task, max_steps: int, seed: Optional[int] = None
     return {key: array[kept] for key, array in ep.items()}
 
 
-def evaluate(envs, policy, task: Task, n_test_rollouts: int) -> float:
-    """Test success rate over `n_test_rollouts` deterministic episodes per env (baselines: the evaluator after each
-    epoch, on separate envs; here on the training envs, which halves the simulator subprocesses)."""
-    success = [rollout(envs, policy, task, envs.num_envs * task.horizon)["success"] for _ in range(n_test_rollouts)]
-    return float(np.mean(np.concatenate(success)))
-
-
-# ========================== LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py ===========================
-def mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
+# ================ LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py =================
+def mlp(in_size, hidden, out_size):
     """3 hidden ReLU layers; Xavier-uniform weights and zero biases (baselines util.py nn)."""
     layers = [nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
               nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_size)]
@@ -372,37 +342,40 @@ def mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
 class Actor(nn.Module):
     """pi(o, g) = max_u * tanh(MLP(normalised [o, g])) (baselines actor_critic.py)."""
 
-    def __init__(self, in_size: int, act_dim: int, hidden: int, max_u: float):
+    def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
-        self.net, self.max_u = mlp(in_size, hidden, act_dim), max_u
+        self.net = mlp(in_size, hidden, act_dim)
+        self.max_u = max_u
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x):
         return self.max_u * torch.tanh(self.net(x))
 
 
 class QNetwork(nn.Module):
     """Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)."""
 
-    def __init__(self, in_size: int, act_dim: int, hidden: int, max_u: float):
+    def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
-        self.net, self.max_u = mlp(in_size + act_dim, hidden, 1), max_u
+        self.net = mlp(in_size + act_dim, hidden, 1)
+        self.max_u = max_u
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, x, u):
         return self.net(torch.cat([x, u / self.max_u], -1)).squeeze(-1)
 
 
-def critic_target(r: torch.Tensor, q_next: torch.Tensor, done: torch.Tensor, gamma: float,
-                  target_range: tuple[float, float]) -> torch.Tensor:
-    """y = clip(r + gamma * (1 - done) * Q'(s', pi'(s')), *target_range) (baselines ddpg.py target_tf)."""
+def critic_target(r, q_next, done, gamma, target_range):
+    """y = clip(r + gamma (1 - done) Q'(s', pi'(s')), *target_range) (baselines ddpg.py target_tf)"""
     return torch.clamp(r + gamma * (1.0 - done) * q_next, *target_range)
 
 
 class Learner:
-    """Actor, critic, their targets and Adam optimisers behind the interface shared with sher.py:
-    act(x, explore, rng) -> actions, update(batch) -> losses, update_target(), state_dict()."""
+    """Actor, critic, their targets and optimisers behind the interface shared with sher.py."""
 
-    def __init__(self, args: Args, in_size: int, act_dim: int, max_u: float, task: Task, device: torch.device):
-        self.args, self.max_u, self.target_range, self.act_dim = args, max_u, task.target_range, act_dim
+    def __init__(self, args, in_size, act_dim, max_u, task, device):
+        self.args = args
+        self.max_u = max_u
+        self.target_range = task.target_range
+        self.act_dim = act_dim
         self.actor = Actor(in_size, act_dim, args.hidden_size, max_u).to(device)
         self.qf = QNetwork(in_size, act_dim, args.hidden_size, max_u).to(device)
         self.target_actor = Actor(in_size, act_dim, args.hidden_size, max_u).to(device)
@@ -413,47 +386,50 @@ class Learner:
         self.q_optimizer = optim.Adam(self.qf.parameters(), lr=args.q_lr)
 
     @torch.no_grad()
-    def act(self, x: torch.Tensor, explore: bool, rng: np.random.Generator) -> np.ndarray:
-        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability random_eps
-        (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
+    def act(self, x, explore, rng):
+        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability
+        random_eps (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
         u = self.actor(x).cpu().numpy()
         if explore:
-            u = np.clip(u + self.args.noise_eps * self.max_u * rng.standard_normal(u.shape), -self.max_u, self.max_u)
+            noise = self.args.noise_eps * self.max_u * rng.standard_normal(u.shape)
+            u = np.clip(u + noise, -self.max_u, self.max_u)
             random_u = rng.uniform(-self.max_u, self.max_u, u.shape)
             u += rng.binomial(1, self.args.random_eps, (len(u), 1)) * (random_u - u)
         return u.astype(np.float32)
 
-    def update(self, b: dict) -> dict:
-        """One DDPG step (baselines ddpg.py _grads, _update): both losses from the pre-update networks, then both
-        optimisers step."""
+    def update(self, b):
+        """One DDPG step (baselines ddpg.py _grads, _update): both losses from the networks before
+        the step, then both optimisers step."""
         with torch.no_grad():
             q_next = self.target_qf(b["x_next"], self.target_actor(b["x_next"]))
             y = critic_target(b["r"], q_next, b["done"], self.args.gamma, self.target_range)
         q = self.qf(b["x"], b["u"])
         qf_loss = F.mse_loss(q, y)
         pi = self.actor(b["x"])
-        actor_loss = -self.qf(b["x"], pi).mean() + self.args.action_l2 * (pi / self.max_u).pow(2).mean()
+        action_l2 = (pi / self.max_u).pow(2).mean()
+        actor_loss = -self.qf(b["x"], pi).mean() + self.args.action_l2 * action_l2
         self.q_optimizer.zero_grad()
         qf_loss.backward()
         self.actor_optimizer.zero_grad()
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critic's grads are qf_loss's only
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critic's: qf_loss's only
         self.q_optimizer.step()
         self.actor_optimizer.step()
-        return {"qf_loss": qf_loss.item(), "actor_loss": actor_loss.item(), "qf_values": q.mean().item()}
+        return dict(qf_loss=qf_loss.item(), actor_loss=actor_loss.item(), qf_values=q.mean().item())
 
     @torch.no_grad()
-    def update_target(self) -> None:
-        """target <- polyak * target + (1 - polyak) * main, once per cycle (baselines update_target_net)."""
+    def update_target(self):
+        """target <- polyak target + (1 - polyak) main, once per cycle (baselines update_target_net)"""
         for net, target in ((self.actor, self.target_actor), (self.qf, self.target_qf)):
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
-    def state_dict(self) -> dict:
-        """The networks, their targets and the optimisers (and SHER's log alpha): all that the updates change."""
+    def state_dict(self):
+        """The networks, their targets, the optimisers (and SHER's log alpha)."""
+        parts = (nn.Module, optim.Optimizer, torch.Tensor)
         return {name: part.state_dict() if hasattr(part, "state_dict") else part.detach().clone()
-                for name, part in vars(self).items() if isinstance(part, (nn.Module, optim.Optimizer, torch.Tensor))}
+                for name, part in vars(self).items() if isinstance(part, parts)}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state):
         for name, part_state in state.items():
             part = getattr(self, name)
             if isinstance(part, torch.Tensor):
@@ -462,7 +438,7 @@ class Learner:
                 part.load_state_dict(part_state)
 
 
-# ================================================== END LEARNER =====================================================
+# ========================================= END LEARNER ==========================================
 
 
 if __name__ == "__main__":
@@ -473,15 +449,16 @@ if __name__ == "__main__":
     fill_task_defaults(args)
     check_args(args)
     try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey,
+                             spawn=args.spawn)
         if args.capture_video:
             check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
     except GoalEnvError as error:
         raise SystemExit(f"error: {error}")
     task = task_of(args, envs)
-    if args.buffer_size < args.num_envs * task.horizon:  # one batch of whole episodes at least
-        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= --num-envs x {task.horizon} steps")
-    if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo's simulators start afresh
+    if args.buffer_size < args.num_envs * task.horizon:  # too small for one batch of episodes
+        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= --num-envs x {task.horizon}")
+    if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
     ctrl_c = stop_on_ctrl_c()
     run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -502,12 +479,13 @@ if __name__ == "__main__":
     rng = np.random.default_rng(args.seed)
 
     goal_dim = envs.single_observation_space["desired_goal"].shape[0]
+    obs_dim = envs.single_observation_space["observation"].shape[0]
+    obs_dim += goal_dim if task.observe_achieved_goal else 0
     act_dim = envs.single_action_space.shape[0]
     max_u = float(envs.single_action_space.high[0])
-    obs_dim = envs.single_observation_space["observation"].shape[0] + (goal_dim if task.observe_achieved_goal else 0)
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
-    o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip, device)
-    g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip, device)
+    o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip)
+    g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip)
     buffer = EpisodeBuffer(args.buffer_size, task.horizon, obs_dim, goal_dim, act_dim)
     learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, task, device)
 
@@ -520,14 +498,11 @@ if __name__ == "__main__":
     env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
     if checkpoint:  # go on where the checkpoint was written
         learner.load_state_dict(checkpoint["learner"])
-        o_norm.load_state_dict(checkpoint["o_norm"])
-        g_norm.load_state_dict(checkpoint["g_norm"])
-        buffer.load_state_dict(checkpoint["buffer"])
-        random.setstate(checkpoint["python_rng"])
-        np.random.set_state(checkpoint["numpy_rng"])
+        vars(o_norm).update(checkpoint["o_norm"])
+        vars(g_norm).update(checkpoint["g_norm"])
+        buffer.store(checkpoint["buffer"])
+        buffer.next_index = checkpoint["buffer_next_index"]
         torch.set_rng_state(checkpoint["torch_rng"])
-        if args.cuda and checkpoint["cuda_rng"]:
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         rng = checkpoint["rng"]
         global_step = checkpoint["global_step"]
         epoch = checkpoint["epoch"]
@@ -537,30 +512,23 @@ if __name__ == "__main__":
         start_time -= checkpoint["seconds"]
         env_seed = None if checkpoint["envs"] else args.seed + global_step
 
-    def preprocess(o: np.ndarray, g: np.ndarray) -> torch.Tensor:
-        """Clip raw o, g to +-clip_obs, normalise, concatenate (baselines ddpg.py _preprocess_og + actor_critic)."""
-        o = torch.as_tensor(np.clip(o, -args.clip_obs, args.clip_obs), dtype=torch.float32, device=device)
-        g = torch.as_tensor(np.clip(g, -args.clip_obs, args.clip_obs), dtype=torch.float32, device=device)
-        return torch.cat([o_norm.normalize(o), g_norm.normalize(g)], -1)
+    def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines ddpg.py _preprocess_og)
+        o = torch.as_tensor(np.clip(o, -args.clip_obs, args.clip_obs), dtype=torch.float32)
+        g = torch.as_tensor(np.clip(g, -args.clip_obs, args.clip_obs), dtype=torch.float32)
+        return torch.cat([o_norm.normalize(o.to(device)), g_norm.normalize(g.to(device))], -1)
 
-    def learner_batch(tr: dict) -> dict:
-        """Sampled transitions as the learner takes them: normalised x = [o, g], x_next; raw u, r, done."""
-        raw = {key: torch.as_tensor(tr[key], dtype=torch.float32, device=device) for key in ("u", "r", "done")}
-        return dict(x=preprocess(tr["o"], tr["g"]), x_next=preprocess(tr["o_next"], tr["g_next"]), **raw)
-
-    def policy(explore: bool):
-        """The actor on raw o, g: exploring in training rollouts, deterministic in tests."""
+    def policy(explore):  # the actor on raw o, g
         return lambda o, g: learner.act(preprocess(o, g), explore, rng)
 
-    def video_policy(obs: dict) -> np.ndarray:
-        return policy(explore=False)(net_observation(obs, task)[None], obs["desired_goal"][None])[0]
+    def video_policy(obs):
+        return policy(False)(net_observation(obs, task)[None], obs["desired_goal"][None])[0]
 
-    start = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
-    print(f"{start} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
-    recent = [(time.time(), global_step)]  # (time, step) at the last epochs' ends: the ETA's speed
+    started = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
+    print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
     while global_step < args.total_timesteps and not ctrl_c:
-        # ALGO LOGIC: one batch of episodes with exploration (HER Algorithm 1, lines 5-8); the budget cuts the last one
-        episodes = rollout(envs, policy(explore=True), task, args.total_timesteps - global_step, env_seed)
+        # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
+        steps_left = args.total_timesteps - global_step
+        episodes = rollout(envs, policy(explore=True), task, steps_left, env_seed)
         env_seed = None
         steps = int(episodes["length"].sum())
         global_step += steps
@@ -568,76 +536,74 @@ if __name__ == "__main__":
         writer.add_scalar("charts/episodic_return", episodes["return"].mean(), global_step)
         writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
 
-        # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new episodes as they have
-        # transitions (baselines ddpg.py store_episode)
+        # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new
+        # episodes as they have transitions (baselines ddpg.py store_episode)
         buffer.store(episodes)
         fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
         g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
 
-        # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16), then the targets move
+        # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
-            losses.append(learner.update(learner_batch(tr)))
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p,
+                                        envs.compute_reward, task, rng)
+            batch = {key: torch.as_tensor(tr[key], device=device) for key in ("u", "r", "done")}
+            batch["x"] = preprocess(tr["o"], tr["g"])
+            batch["x_next"] = preprocess(tr["o_next"], tr["g_next"])
+            losses.append(learner.update(batch))
         learner.update_target()  # once per cycle (baselines her.py train loop)
         for key in losses[0] if losses else []:
             writer.add_scalar(f"losses/{key}", np.mean([loss[key] for loss in losses]), global_step)
 
         epoch_cycles += 1
         if epoch_cycles >= args.n_cycles or global_step >= args.total_timesteps:
-            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py)
+            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py; its
+            # evaluator had envs of its own: here the training envs play them, half the subprocesses)
             epoch += 1
             epoch_cycles = 0
             s_train = float(np.mean(train_success))
-            s_test = evaluate(envs, policy(explore=False), task, args.n_test_rollouts)
             train_success = []
+            tests = [rollout(envs, policy(explore=False), task, envs.num_envs * task.horizon)
+                     for _ in range(args.n_test_rollouts)]
+            s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
-                play_episodes(args.env_id, video_policy, 1, args.seed, f"videos/{run_name}/epoch_{epoch}.mp4",
-                              prey=args.prey, spawn=args.spawn)
+                video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
+                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey,
+                              spawn=args.spawn)
             elapsed = time.time() - start_time
+            sps = int(global_step / elapsed)
             writer.add_scalar("charts/success_rate", s_train, global_step)
             writer.add_scalar("eval/success_rate", s_test, global_step)
-            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER paper, Table 1
-            writer.add_scalar("charts/SPS", int(global_step / elapsed), global_step)
+            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER Table 1
+            writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epoch", epoch, global_step)
-            recent = (recent + [(time.time(), global_step)])[-4:]
-            eta = (args.total_timesteps - global_step) * (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1])
-            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
-                  f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {int(global_step / elapsed):>5}  "
-                  f"ETA {eta / 60:.1f} min", flush=True)
+            eta = (args.total_timesteps - global_step) * elapsed / global_step / 60
+            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  "
+                  f"train success {s_train:.3f}  test success {s_test:.3f}  time {elapsed:7.1f}s  "
+                  f"SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
+        epoch_ended = epoch_cycles == 0
         stopping = bool(ctrl_c) or global_step >= args.total_timesteps
-        if stopping or (args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0):
+        if stopping or (args.checkpoint_every and epoch_ended and epoch % args.checkpoint_every == 0):
             save_checkpoint(dict(
-                script=SCRIPT,
-                args=vars(args),
-                learner=learner.state_dict(),
-                o_norm=o_norm.state_dict(),
-                g_norm=g_norm.state_dict(),
-                buffer=buffer.state_dict(),
-                python_rng=random.getstate(),
-                numpy_rng=np.random.get_state(),
-                torch_rng=torch.get_rng_state(),
-                cuda_rng=torch.cuda.get_rng_state_all() if args.cuda else None,
-                rng=rng,
-                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo's run in subprocesses
-                global_step=global_step,
-                epoch=epoch,
-                epoch_cycles=epoch_cycles,
-                train_success=train_success,
-                s_test=s_test,
-                seconds=time.time() - start_time,
+                script=SCRIPT, args=vars(args), learner=learner.state_dict(),
+                buffer=buffer.episodes(), buffer_next_index=buffer.next_index,
+                o_norm=vars(o_norm), g_norm=vars(g_norm), rng=rng, torch_rng=torch.get_rng_state(),
+                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo's: in subprocesses
+                global_step=global_step, epoch=epoch, epoch_cycles=epoch_cycles,
+                train_success=train_success, s_test=s_test, seconds=time.time() - start_time,
             ), f"{run_dir}/checkpoint.pt")
 
-    end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        networks = learner.state_dict()
-        torch.save(dict(networks, o_norm=o_norm.state_dict(), g_norm=g_norm.state_dict(), args=vars(args)), model_path)
+        normalisers = dict(o_norm=vars(o_norm), g_norm=vars(g_norm))
+        torch.save(dict(learner.state_dict(), **normalisers, args=vars(args)), model_path)
         print(f"model saved to {model_path}")
-    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
+    end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
+    minutes = (time.time() - start_time) / 60
+    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {minutes:.1f} min, "
           f"test success {s_test:.3f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()
     if ctrl_c:
-        raise SystemExit(130)  # as a shell reports a process stopped by Ctrl-C, so `run && next` stops here
+        raise SystemExit(130)  # as a shell reports a process stopped by Ctrl-C: `run && next` stops
