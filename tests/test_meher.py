@@ -159,11 +159,52 @@ def test_short_run_keeps_s_ratio_on_target(tmp_path):
     assert sum(scalars["her/episodes_dropped"].values()) > 0
 
 
-@pytest.mark.parametrize("flags", [["--s-ratio", "1.5"], ["--s-ratio", "-0.1"], ["--failure", "far"],
-                                   ["--her-k", "2"]])
+def test_failure_goals_without_a_box_are_other_fragments_goals():
+    """Fetch (no box, G = inf): a random failure goal is the desired goal of another fragment that no position of this
+    fragment reaches; a fragment that reaches every other fragment's goal gets NaN (no failure copy)."""
+    def compute_reward(achieved, goal, info):  # Fetch's: 0 within 0.05, else -1
+        return -(np.linalg.norm(achieved - goal, axis=-1) > 0.05).astype(np.float32)
+
+    achieved = np.array([[0.0, 0, 0], [0.0, 0, 0], [1.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0], [2.0, 0, 0]])
+    desired = np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 0, 0], [6.0, 0, 0], [0.0, 0, 0], [7.0, 0, 0]])
+    fragment_end = np.array([0, 1, 0, 1, 0, 1], bool)
+    for seed in range(10):
+        goals = meher.failure_goals(achieved, desired, fragment_end, "random", 0.05, np.inf, compute_reward,
+                                    np.random.default_rng(seed))
+        for fragment, goal in enumerate(goals):
+            others = [desired[end] for end in (1, 3, 5) if end != 2 * fragment + 1]
+            assert any(np.array_equal(goal, other) for other in others), "not another fragment's desired goal"
+            assert np.linalg.norm(achieved[2 * fragment : 2 * fragment + 2] - goal, axis=1).min() > 0.05
+    everywhere = np.array([[5.0, 0, 0], [6.0, 0, 0], [6.0, 0, 0], [5.0, 0, 0]])  # each reaches the other's goal
+    goals = meher.failure_goals(everywhere, everywhere, np.array([0, 1, 0, 1], bool), "random", 0.05, np.inf,
+                                compute_reward, np.random.default_rng(0))
+    assert np.isnan(goals).all()
+
+
+def test_no_failure_goal_in_a_covered_box_names_the_flag(env):
+    """A box so small that one capture radius covers it has no failure goal: the run stops with a message that names
+    --grid-size, not with an endless loop or a traceback."""
+    achieved = np.zeros((3, 3), np.float32)
+    with pytest.raises(SystemExit, match="--grid-size"):
+        meher.failure_goals(achieved, achieved, np.array([0, 0, 1], bool), "random", RADIUS, 0.5,
+                            env.compute_reward, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("flags", [["--s-ratio", "1.5"], ["--s-ratio", "-0.1"], ["--her-k", "2"]])
 def test_bad_flags_exit_with_one_line(tmp_path, flags):
-    """An S-ratio outside [0, 1], an unknown failure method, more than one copy: one line on stderr, non-zero exit."""
-    assert_one_line_error("meher", tmp_path, *flags)
+    """An S-ratio outside [0, 1], more than one copy: one line on stderr naming the flag, non-zero exit, no run."""
+    out = assert_one_line_error("meher", tmp_path, *flags)
+    assert flags[0] in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_failure_method_names_the_choices(tmp_path):
+    """An unknown failure method: tyro's message names --failure and the valid choices, non-zero exit, no
+    traceback, no run."""
+    out = run_script("meher", tmp_path, "--failure", "far")
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert "--failure" in out.stderr and "targeted" in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_continues_bit_identically(tmp_path):

@@ -42,8 +42,10 @@ def test_short_run_switches_off_and_stops_relabelling(tmp_path):
 
 @pytest.mark.parametrize("threshold", ["1.5", "-0.1"])
 def test_bad_threshold_exits_with_one_line(tmp_path, threshold):
-    """A threshold outside [0, 1]: one line on stderr, non-zero exit."""
-    assert_one_line_error("ppo_her_2_ppo", tmp_path, "--switch-threshold", threshold)
+    """A threshold outside [0, 1]: one line on stderr naming the flag, non-zero exit, no run."""
+    out = assert_one_line_error("ppo_her_2_ppo", tmp_path, "--switch-threshold", threshold)
+    assert "--switch-threshold" in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_after_the_switch_keeps_her_off(tmp_path):
