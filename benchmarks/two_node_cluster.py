@@ -1,27 +1,29 @@
 """The cluster path of benchmarks/experiments.py, shown on two Ray nodes of one machine (run as root, Linux):
 
-    . .venv/bin/activate && python benchmarks/two_node_cluster.py     # as root; under a minute on 2 free cores
+    . .venv/bin/activate && python benchmarks/two_node_cluster.py     # as root; about a minute on 2 cores
     python benchmarks/two_node_cluster.py --subnet 192.168.77.0/30    # another /30, if the default collides
 
 It creates two network namespaces joined by a veth pair with a private /30 of their own (refused if it overlaps an
 address or route of this machine), starts a Ray head in the first with no CPUs for tasks and a worker node in the
-second, and runs a tiny experiment (2 methods x 2 seeds of algorithms/ppo_her.py on PredatorPrey, 2,048 env steps
-each) from the head's namespace with `experiments.py run NAME --address HEAD_IP:PORT --logs DIR`. It then checks that
-every run executed on the worker and that each run folder came home to DIR. A run's finished.json records its node
-as the host name the task saw and its work folder: each node runs in a UTS namespace of its own with a host name of
-its own, and a temporary folder (TMPDIR) of its own, so both name the worker. The worker cannot see DIR: it has a
-mount namespace of its own in which the head's folder is hidden under an empty tmpfs. Otherwise it shares this
-machine's filesystem: the worker runs the same Python (.venv) and could read the repository, which the runner does
-not need there (it sends the scripts with each task). Finally it stops exactly what it started: every process
-inside its two namespaces (never a bare `ray stop`, which would stop other Ray instances of this machine), then the
-namespaces and their veth pair, also after a failure, Ctrl-C, SIGTERM or SIGHUP. Every process it starts lives in
-one of the two namespaces, whose only route leads to the other. Prints a short summary; exits 0 when everything
-checked out, 1 otherwise (2: refused to start).
+second (with Ray's token authentication, on a token of their own), and runs a tiny experiment (2 methods x 2 seeds of
+algorithms/ppo_her.py on PredatorPrey, 2,048 env steps each) from the head's namespace with `experiments.py run NAME
+--address HEAD_IP:PORT --logs DIR`. It then checks that every run executed on the worker and that each run folder
+came home to DIR. A run's finished.json records its node as the host name the task saw and its work folder: each node
+runs in a UTS namespace of its own with a host name of its own, and a temporary folder (TMPDIR) of its own, so both
+name the worker. The worker cannot see DIR: it has a mount namespace of its own in which the head's folder is hidden
+under an empty tmpfs. Otherwise it shares this machine's filesystem: the worker runs the same Python (.venv) and
+could read the repository, which the runner does not need there (it sends the scripts with each task). Finally it
+stops exactly what it started: every process inside its two namespaces (never a bare `ray stop`, which would stop
+other Ray instances of this machine), then the namespaces and their veth pair, also after a failure, Ctrl-C, SIGTERM
+or SIGHUP. Every process it starts lives in one of the two namespaces, whose only route leads to the other. Prints a
+short summary; exits 0 when everything checked out, 1 otherwise (2: refused to start).
 """
 import argparse
+import ctypes
 import ipaddress
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -111,6 +113,26 @@ def processes_in(namespace: str) -> list[int]:
     return [int(p) for p in out.stdout.split() if p.strip().isdigit()]
 
 
+def become_subreaper():
+    """Ray's daemons outlive `ray start`, their parent: as their subreaper this process inherits them, and reaps them
+    when it stops them (else they stay zombies until the machine's init collects them)."""
+    try:
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # without it init reaps them, later
+
+
+def reap():
+    """Collects every child that has ended (called only between commands: subprocess waits for its own)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def stop_namespace(namespace: str, grace_seconds: float = 10.0) -> int:
     """Ends every process in `namespace` (SIGTERM, then SIGKILL after `grace_seconds`) and deletes it; returns how
     many processes were there. Never touches a process outside it."""
@@ -122,6 +144,7 @@ def stop_namespace(namespace: str, grace_seconds: float = 10.0) -> int:
             pass
     deadline = time.time() + grace_seconds
     while processes_in(namespace) and time.time() < deadline:
+        reap()
         time.sleep(0.2)
     for _ in range(20):
         left = processes_in(namespace)
@@ -133,6 +156,8 @@ def stop_namespace(namespace: str, grace_seconds: float = 10.0) -> int:
             except ProcessLookupError:
                 pass
         time.sleep(0.2)
+        reap()
+    reap()
     sh("ip", "netns", "del", namespace, check=False)
     return len(pids)
 
@@ -225,6 +250,7 @@ def main() -> int:
     runner = None
     run_seconds = None
     placements = []  # (run id, node, workdir, on the worker, folder complete, seconds, files)
+    become_subreaper()
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, stopped or hung up: clean up and end
         signal.signal(stop, interrupt)  # (SIGINT too: a shell starts a background job with it ignored)
     try:
@@ -235,8 +261,14 @@ def main() -> int:
         for folder in (head_dir / "ray", head_dir / "tmp", worker_dir / "ray", worker_dir / "tmp"):
             folder.mkdir(parents=True)
         definitions.write_text(DEFINITIONS)
-        head_env = dict(RAY_ENV, TMPDIR=head_dir / "tmp", RAY_TMPDIR=head_dir / "tmp")
-        worker_env = dict(RAY_ENV, TMPDIR=worker_dir / "tmp", RAY_TMPDIR=worker_dir / "tmp")
+        # A token of this cluster's own for every node and driver: Ray would otherwise switch token authentication on
+        # or off by whether ~/.ray/auth_token exists, which other Ray users of this machine create.
+        token = scratch / "token"
+        token.touch(mode=0o600)
+        token.write_text(secrets.token_hex(32))
+        auth = dict(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=token)
+        head_env = dict(RAY_ENV, **auth, TMPDIR=head_dir / "tmp", RAY_TMPDIR=head_dir / "tmp")
+        worker_env = dict(RAY_ENV, **auth, TMPDIR=worker_dir / "tmp", RAY_TMPDIR=worker_dir / "tmp")
 
         # The network: two namespaces, a veth pair between them, nothing else (no route out of either).
         for namespace in (head_ns, worker_ns):
