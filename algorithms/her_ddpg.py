@@ -105,8 +105,7 @@ TASK_DEFAULTS = {
     "": dict(num_envs=16, batch_size=2048, n_cycles=50, action_l2=1.0),  # baselines' 8 MPI workers
 }
 # how a run goes on, not what it learns: the only flags a resumed run may change
-RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda",
-             "torch_threads"]
+RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda", "torch_threads"]
 
 
 def fill_task_defaults(args):
@@ -118,40 +117,29 @@ def fill_task_defaults(args):
 
 def check_args(args):
     """Values that would crash the run or silently mislead it, refused in one line naming the flag."""
-    rules = [
+    positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
+    at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
+                  "n_test_rollouts", "hidden_size"]
+    rules = [(name, getattr(args, name) > 0, "> 0") for name in positive]
+    rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
+    rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
+    rules += [
         ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
         ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
         ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
-        ("torch_threads", args.torch_threads >= 1, ">= 1"),
-        ("checkpoint_every", args.checkpoint_every >= 0, ">= 0"),
-        ("num_envs", args.num_envs >= 1, ">= 1"),
-        ("total_timesteps", args.total_timesteps >= 1, ">= 1"),
-        ("n_cycles", args.n_cycles >= 1, ">= 1"),
-        ("n_batches", args.n_batches >= 0, ">= 0"),
-        ("batch_size", args.batch_size >= 1, ">= 1"),
-        ("n_test_rollouts", args.n_test_rollouts >= 1, ">= 1"),
-        ("replay_k", args.replay_k >= 0, ">= 0"),
-        ("clip_obs", args.clip_obs > 0, "> 0"),
-        ("norm_eps", args.norm_eps > 0, "> 0"),
-        ("norm_clip", args.norm_clip > 0, "> 0"),
         ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
-        ("hidden_size", args.hidden_size >= 1, ">= 1"),
-        ("policy_lr", args.policy_lr > 0, "> 0"),
-        ("q_lr", args.q_lr > 0, "> 0"),
         ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
         ("action_l2", args.action_l2 >= 0, ">= 0"),
         ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]"),
     ]
     for name, valid, rule in rules:
         if not valid:
-            flag = "--" + name.replace("_", "-")
-            raise SystemExit(f"error: {flag} {getattr(args, name)}: must be {rule}")
+            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
 
 
 def resume_run(args):
-    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that
-    cannot be read or is another script's, a typed flag that changes learning, or a budget already
-    spent is refused."""
+    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that cannot be read
+    or is another script's, a typed flag that changes learning, or a budget already spent is refused."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
@@ -246,12 +234,9 @@ class Normalizer:
         return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
 
 
-def empty_episodes(n, T, obs_dim, goal_dim, act_dim):
-    """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each one's length."""
-    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32),
-                ag=np.zeros((n, T + 1, goal_dim), np.float32),
-                g=np.zeros((n, T + 1, goal_dim), np.float32),
-                u=np.zeros((n, T, act_dim), np.float32),
+def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1, lengths
+    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
+                g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
                 length=np.zeros(n, np.int64))
 
 
@@ -267,11 +252,10 @@ def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task,
     g = episodes["g"][ep, t]
     g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but the prey moves
     g[relabel] = g_next[relabel] = episodes["ag"][ep[relabel], future_t[relabel]]
-    ag_next = episodes["ag"][ep, t + 1]
-    r = np.asarray(compute_reward(ag_next, g, {"episode_steps": t + 1}), np.float32)
+    r = np.asarray(compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}), np.float32)
     done = (r != 0).astype(np.float32) if task.done_on_reward else np.zeros(batch_size, np.float32)
-    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r,
-                o_next=episodes["o"][ep, t + 1], g_next=g_next, done=done)
+    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, o_next=episodes["o"][ep, t + 1],
+                g_next=g_next, done=done)
 
 
 # ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
@@ -300,8 +284,7 @@ def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
     n = envs.num_envs
-    goal_dim = obs["desired_goal"].shape[1]
-    ep = empty_episodes(n, task.horizon, o.shape[1], goal_dim, envs.single_action_space.shape[0])
+    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], envs.single_action_space.shape[0])
     ep["success"] = np.zeros(n)
     ep["return"] = np.zeros(n)
     ep["o"][:, 0] = o
@@ -339,9 +322,7 @@ def mlp(in_size, hidden, out_size):
     return nn.Sequential(*layers)
 
 
-class Actor(nn.Module):
-    """pi(o, g) = max_u * tanh(MLP(normalised [o, g])) (baselines actor_critic.py)."""
-
+class Actor(nn.Module):  # pi(o, g) = max_u * tanh(MLP(normalised [o, g])) (baselines actor_critic.py)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size, hidden, act_dim)
@@ -351,9 +332,7 @@ class Actor(nn.Module):
         return self.max_u * torch.tanh(self.net(x))
 
 
-class QNetwork(nn.Module):
-    """Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)."""
-
+class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size + act_dim, hidden, 1)
@@ -363,14 +342,12 @@ class QNetwork(nn.Module):
         return self.net(torch.cat([x, u / self.max_u], -1)).squeeze(-1)
 
 
-def critic_target(r, q_next, done, gamma, target_range):
+def critic_target(r, next_value, done, gamma, target_range):
     """y = clip(r + gamma (1 - done) Q'(s', pi'(s')), *target_range) (baselines ddpg.py target_tf)"""
-    return torch.clamp(r + gamma * (1.0 - done) * q_next, *target_range)
+    return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
-class Learner:
-    """Actor, critic, their targets and optimisers behind the interface shared with sher.py."""
-
+class Learner:  # actor, critic, their targets and optimisers behind the interface shared with sher.py
     def __init__(self, args, in_size, act_dim, max_u, task, device):
         self.args = args
         self.max_u = max_u
@@ -387,8 +364,8 @@ class Learner:
 
     @torch.no_grad()
     def act(self, x, explore, rng):
-        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability
-        random_eps (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
+        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability random_eps
+        (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
         u = self.actor(x).cpu().numpy()
         if explore:
             noise = self.args.noise_eps * self.max_u * rng.standard_normal(u.shape)
@@ -398,8 +375,7 @@ class Learner:
         return u.astype(np.float32)
 
     def update(self, b):
-        """One DDPG step (baselines ddpg.py _grads, _update): both losses from the networks before
-        the step, then both optimisers step."""
+        """One DDPG step (baselines ddpg.py _grads, _update): both losses, then both optimisers step."""
         with torch.no_grad():
             q_next = self.target_qf(b["x_next"], self.target_actor(b["x_next"]))
             y = critic_target(b["r"], q_next, b["done"], self.args.gamma, self.target_range)
@@ -423,8 +399,7 @@ class Learner:
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
-    def state_dict(self):
-        """The networks, their targets, the optimisers (and SHER's log alpha)."""
+    def state_dict(self):  # the networks, their targets, the optimisers (and SHER's log alpha)
         parts = (nn.Module, optim.Optimizer, torch.Tensor)
         return {name: part.state_dict() if hasattr(part, "state_dict") else part.detach().clone()
                 for name, part in vars(self).items() if isinstance(part, parts)}
@@ -449,8 +424,7 @@ if __name__ == "__main__":
     fill_task_defaults(args)
     check_args(args)
     try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey,
-                             spawn=args.spawn)
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
         if args.capture_video:
             check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
     except GoalEnvError as error:
@@ -464,10 +438,8 @@ if __name__ == "__main__":
     run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_name = os.path.basename(run_dir)
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -527,8 +499,7 @@ if __name__ == "__main__":
     print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
-        steps_left = args.total_timesteps - global_step
-        episodes = rollout(envs, policy(explore=True), task, steps_left, env_seed)
+        episodes = rollout(envs, policy(explore=True), task, args.total_timesteps - global_step, env_seed)
         env_seed = None
         steps = int(episodes["length"].sum())
         global_step += steps
@@ -546,8 +517,7 @@ if __name__ == "__main__":
         # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p,
-                                        envs.compute_reward, task, rng)
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
             batch = {key: torch.as_tensor(tr[key], device=device) for key in ("u", "r", "done")}
             batch["x"] = preprocess(tr["o"], tr["g"])
             batch["x_next"] = preprocess(tr["o_next"], tr["g_next"])
@@ -569,8 +539,7 @@ if __name__ == "__main__":
             s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
                 video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
-                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey,
-                              spawn=args.spawn)
+                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey, spawn=args.spawn)
             elapsed = time.time() - start_time
             sps = int(global_step / elapsed)
             writer.add_scalar("charts/success_rate", s_train, global_step)
@@ -582,9 +551,8 @@ if __name__ == "__main__":
             print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  "
                   f"train success {s_train:.3f}  test success {s_test:.3f}  time {elapsed:7.1f}s  "
                   f"SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
-        epoch_ended = epoch_cycles == 0
-        stopping = bool(ctrl_c) or global_step >= args.total_timesteps
-        if stopping or (args.checkpoint_every and epoch_ended and epoch % args.checkpoint_every == 0):
+        checkpoint_due = args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0
+        if ctrl_c or global_step >= args.total_timesteps or checkpoint_due:
             save_checkpoint(dict(
                 script=SCRIPT, args=vars(args), learner=learner.state_dict(),
                 buffer=buffer.episodes(), buffer_next_index=buffer.next_index,
@@ -596,12 +564,10 @@ if __name__ == "__main__":
 
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        normalisers = dict(o_norm=vars(o_norm), g_norm=vars(g_norm))
-        torch.save(dict(learner.state_dict(), **normalisers, args=vars(args)), model_path)
+        torch.save(dict(learner.state_dict(), o_norm=vars(o_norm), g_norm=vars(g_norm), args=vars(args)), model_path)
         print(f"model saved to {model_path}")
     end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
-    minutes = (time.time() - start_time) / 60
-    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {minutes:.1f} min, "
+    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
           f"test success {s_test:.3f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()

@@ -106,8 +106,7 @@ TASK_DEFAULTS = {
     "": dict(num_envs=16, batch_size=2048, n_cycles=50),  # baselines' 8 MPI workers
 }
 # how a run goes on, not what it learns: the only flags a resumed run may change
-RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda",
-             "torch_threads"]
+RESUMABLE = ["total_timesteps", "checkpoint_every", "resume", "save_model", "capture_video", "cuda", "torch_threads"]
 
 
 def fill_task_defaults(args):
@@ -119,39 +118,28 @@ def fill_task_defaults(args):
 
 def check_args(args):
     """Values that would crash the run or silently mislead it, refused in one line naming the flag."""
-    rules = [
+    positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
+    at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
+                  "n_test_rollouts", "hidden_size"]
+    rules = [(name, getattr(args, name) > 0, "> 0") for name in positive]
+    rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
+    rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
+    rules += [
         ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
         ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
         ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
-        ("torch_threads", args.torch_threads >= 1, ">= 1"),
-        ("checkpoint_every", args.checkpoint_every >= 0, ">= 0"),
-        ("num_envs", args.num_envs >= 1, ">= 1"),
-        ("total_timesteps", args.total_timesteps >= 1, ">= 1"),
-        ("n_cycles", args.n_cycles >= 1, ">= 1"),
-        ("n_batches", args.n_batches >= 0, ">= 0"),
-        ("batch_size", args.batch_size >= 1, ">= 1"),
-        ("n_test_rollouts", args.n_test_rollouts >= 1, ">= 1"),
-        ("replay_k", args.replay_k >= 0, ">= 0"),
-        ("clip_obs", args.clip_obs > 0, "> 0"),
-        ("norm_eps", args.norm_eps > 0, "> 0"),
-        ("norm_clip", args.norm_clip > 0, "> 0"),
         ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
-        ("hidden_size", args.hidden_size >= 1, ">= 1"),
-        ("policy_lr", args.policy_lr > 0, "> 0"),
-        ("q_lr", args.q_lr > 0, "> 0"),
         ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
         ("alpha", args.alpha > 0, "> 0"),
     ]
     for name, valid, rule in rules:
         if not valid:
-            flag = "--" + name.replace("_", "-")
-            raise SystemExit(f"error: {flag} {getattr(args, name)}: must be {rule}")
+            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
 
 
 def resume_run(args):
-    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that
-    cannot be read or is another script's, a typed flag that changes learning, or a budget already
-    spent is refused."""
+    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that cannot be read
+    or is another script's, a typed flag that changes learning, or a budget already spent is refused."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
@@ -246,12 +234,9 @@ class Normalizer:
         return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
 
 
-def empty_episodes(n, T, obs_dim, goal_dim, act_dim):
-    """Room for n episodes: o, ag, g at steps 0..T, u at steps 0..T-1, and each one's length."""
-    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32),
-                ag=np.zeros((n, T + 1, goal_dim), np.float32),
-                g=np.zeros((n, T + 1, goal_dim), np.float32),
-                u=np.zeros((n, T, act_dim), np.float32),
+def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1, lengths
+    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
+                g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
                 length=np.zeros(n, np.int64))
 
 
@@ -267,11 +252,10 @@ def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task,
     g = episodes["g"][ep, t]
     g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but the prey moves
     g[relabel] = g_next[relabel] = episodes["ag"][ep[relabel], future_t[relabel]]
-    ag_next = episodes["ag"][ep, t + 1]
-    r = np.asarray(compute_reward(ag_next, g, {"episode_steps": t + 1}), np.float32)
+    r = np.asarray(compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}), np.float32)
     done = (r != 0).astype(np.float32) if task.done_on_reward else np.zeros(batch_size, np.float32)
-    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r,
-                o_next=episodes["o"][ep, t + 1], g_next=g_next, done=done)
+    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, o_next=episodes["o"][ep, t + 1],
+                g_next=g_next, done=done)
 
 
 # ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
@@ -300,8 +284,7 @@ def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
     n = envs.num_envs
-    goal_dim = obs["desired_goal"].shape[1]
-    ep = empty_episodes(n, task.horizon, o.shape[1], goal_dim, envs.single_action_space.shape[0])
+    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], envs.single_action_space.shape[0])
     ep["success"] = np.zeros(n)
     ep["return"] = np.zeros(n)
     ep["o"][:, 0] = o
@@ -329,10 +312,6 @@ def rollout(envs, policy, task, max_steps, seed=None):
 
 
 # ========= LEARNER: SAC with a V network (Haarnoja et al. 2018) as SHER Algorithm 1 =============
-LOG_STD_MIN = -5.0  # CleanRL sac_continuous_action.py (the released code: -20)
-LOG_STD_MAX = 2.0
-
-
 def mlp(in_size, hidden, out_size):
     """3 hidden ReLU layers; Xavier-uniform weights and zero biases (baselines util.py nn)."""
     layers = [nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
@@ -343,23 +322,18 @@ def mlp(in_size, hidden, out_size):
     return nn.Sequential(*layers)
 
 
-class Actor(nn.Module):
-    """Gaussian policy on normalised [o, g]: the MLP's last layer gives (mean, log_std) (the released
-    core.py: an extra linear layer per head); log_std squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
-
+class Actor(nn.Module):  # Gaussian policy: one MLP gives mean and log std (the released core.py: two)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size, hidden, 2 * act_dim)
         self.max_u = max_u
 
-    def forward(self, x):
+    def forward(self, x):  # log std squashed into [-5, 2] (CleanRL's SAC; the released code: [-20, 2])
         mean, log_std = self.net(x).chunk(2, -1)
-        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, -5.0 + 3.5 * (torch.tanh(log_std) + 1)
 
 
-class QNetwork(nn.Module):
-    """Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)."""
-
+class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size + act_dim, hidden, 1)
@@ -380,15 +354,13 @@ def squashed_gaussian(mean, log_std, noise, max_u):
     return max_u * torch.tanh(z), log_prob.sum(-1)
 
 
-def critic_target(r, v_next, done, gamma, target_range):
-    """y_q = clip(r + gamma (1 - done) V_targ(s', g), *target_range): Algorithm 1 line 22, eq. (10);
-    clipped as her_ddpg.py's target (so did the released sac.py)."""
-    return torch.clamp(r + gamma * (1.0 - done) * v_next, *target_range)
+def critic_target(r, next_value, done, gamma, target_range):
+    """y_q = clip(r + gamma (1 - done) V_targ(s', g)): Algorithm 1 line 22, eq. (10), clipped as in
+    her_ddpg.py (so did the released sac.py)"""
+    return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
-class Learner:
-    """Policy, twin Q, V and its target, optimisers and temperature behind her_ddpg.py's interface."""
-
+class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her_ddpg.py's interface
     def __init__(self, args, in_size, act_dim, max_u, task, device):
         self.args = args
         self.max_u = max_u
@@ -401,31 +373,28 @@ class Learner:
         self.target_vf = mlp(in_size, args.hidden_size, 1).to(device)
         self.target_vf.load_state_dict(self.vf.state_dict())  # Algorithm 1 line 2
         self.actor_optimizer = optim.Adam(self.actor.parameters(), lr=args.policy_lr)
-        # one Adam for Q1, Q2 and V, as the released sac.py (V_adam)
         critics = [*self.qf1.parameters(), *self.qf2.parameters(), *self.vf.parameters()]
-        self.q_optimizer = optim.Adam(critics, lr=args.q_lr)
-        # temperature: fixed (the paper), or with --autotune learnt toward the target entropy
+        self.q_optimizer = optim.Adam(critics, lr=args.q_lr)  # one Adam, as the released sac.py
+        # temperature: fixed (the paper), or with --autotune learnt toward the target entropy -|A|
         self.log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=args.autotune)
         self.alpha_optimizer = optim.Adam([self.log_alpha], lr=args.q_lr)
-        self.target_entropy = -act_dim  # -|A|, CleanRL's SAC
+        self.target_entropy = -act_dim
 
     @torch.no_grad()
     def act(self, x, explore, rng):
         """Training: u ~ pi(.|s, g) (Algorithm 1 line 6), nothing added (the released code replaced 5%
-        of the actions by uniform random ones, tests included); tests: the mean max_u tanh(mean)."""
+        of the actions by random ones, in tests too); tests: the mean action max_u tanh(mean)."""
         mean, log_std = self.actor(x)
         noise = rng.standard_normal(mean.shape) if explore else np.zeros(mean.shape)
         noise = torch.as_tensor(noise, dtype=mean.dtype, device=x.device)
-        u, _ = squashed_gaussian(mean, log_std, noise, self.max_u)
-        return u.cpu().numpy()
+        return squashed_gaussian(mean, log_std, noise, self.max_u)[0].cpu().numpy()
 
     def losses(self, b, noise):
-        """Algorithm 1 lines 22-23 on a batch. `noise` ~ N(0, I) draws one a~ ~ pi(.|s, g) per
-        transition, for y_v and for the policy loss alike (as the released code)."""
+        """Algorithm 1 lines 22-23; `noise` ~ N(0, I) draws one a~ ~ pi(.|s, g) per transition, for y_v
+        and for the policy loss alike (as the released code)."""
         alpha = self.log_alpha.detach().exp()
         u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # a~ (eq. (16))
         q1_pi = self.qf1(b["x"], u_pi)
-        q2_pi = self.qf2(b["x"], u_pi)
         q1 = self.qf1(b["x"], b["u"])
         q2 = self.qf2(b["x"], b["u"])
         with torch.no_grad():
@@ -433,7 +402,7 @@ class Learner:
             v_next = self.target_vf(b["x_next"]).squeeze(-1)
             y_q = critic_target(b["r"], v_next, b["done"], self.args.gamma, self.target_range)
             # line 22: y_v = min_i Q_i(s, a~, g) - alpha log pi(a~|s, g), eq. (14) sampled
-            y_v = torch.min(q1_pi, q2_pi) - alpha * log_pi
+            y_v = torch.min(q1_pi, self.qf2(b["x"], u_pi)) - alpha * log_pi
         return dict(
             # (not in Algorithm 1) the twin Q regress to y_q, as in the released sac.py
             qf_loss=F.mse_loss(q1, y_q) + F.mse_loss(q2, y_q),
@@ -448,13 +417,12 @@ class Learner:
             log_pi=log_pi.detach())
 
     def update(self, b):
-        """One SAC step (Algorithm 1 lines 20-23): all losses from the networks before the step, then
-        the optimisers step."""
+        """One SAC step (Algorithm 1 lines 20-23): all losses, then the optimisers step."""
         out = self.losses(b, torch.randn(len(b["x"]), self.act_dim, device=b["x"].device))
         self.q_optimizer.zero_grad()
         (out["qf_loss"] + out["vf_loss"]).backward()
         self.actor_optimizer.zero_grad()
-        out["actor_loss"].backward(inputs=list(self.actor.parameters()))  # the critics': their losses'
+        out["actor_loss"].backward(inputs=list(self.actor.parameters()))  # the critics': their own
         if self.args.autotune:
             self.alpha_optimizer.zero_grad()
             out["alpha_loss"].backward()
@@ -467,13 +435,12 @@ class Learner:
 
     @torch.no_grad()
     def update_target(self):
-        """V_targ <- polyak V_targ + (1 - polyak) V (Algorithm 1 line 24), once per cycle as her_ddpg.py's
-        targets (so did the released code; Algorithm 1 puts it after every minibatch)."""
+        """V_targ <- polyak V_targ + (1 - polyak) V (Algorithm 1 line 24), once per cycle as her_ddpg.py
+        (as the released code; Algorithm 1 does it after every minibatch)"""
         for param, target_param in zip(self.vf.parameters(), self.target_vf.parameters()):
             target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
-    def state_dict(self):
-        """The networks, their targets, the optimisers (and SHER's log alpha)."""
+    def state_dict(self):  # the networks, their targets, the optimisers (and SHER's log alpha)
         parts = (nn.Module, optim.Optimizer, torch.Tensor)
         return {name: part.state_dict() if hasattr(part, "state_dict") else part.detach().clone()
                 for name, part in vars(self).items() if isinstance(part, parts)}
@@ -498,8 +465,7 @@ if __name__ == "__main__":
     fill_task_defaults(args)
     check_args(args)
     try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey,
-                             spawn=args.spawn)
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
         if args.capture_video:
             check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
     except GoalEnvError as error:
@@ -513,10 +479,8 @@ if __name__ == "__main__":
     run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_name = os.path.basename(run_dir)
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -576,8 +540,7 @@ if __name__ == "__main__":
     print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
-        steps_left = args.total_timesteps - global_step
-        episodes = rollout(envs, policy(explore=True), task, steps_left, env_seed)
+        episodes = rollout(envs, policy(explore=True), task, args.total_timesteps - global_step, env_seed)
         env_seed = None
         steps = int(episodes["length"].sum())
         global_step += steps
@@ -595,8 +558,7 @@ if __name__ == "__main__":
         # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p,
-                                        envs.compute_reward, task, rng)
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
             batch = {key: torch.as_tensor(tr[key], device=device) for key in ("u", "r", "done")}
             batch["x"] = preprocess(tr["o"], tr["g"])
             batch["x_next"] = preprocess(tr["o_next"], tr["g_next"])
@@ -618,8 +580,7 @@ if __name__ == "__main__":
             s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
                 video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
-                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey,
-                              spawn=args.spawn)
+                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey, spawn=args.spawn)
             elapsed = time.time() - start_time
             sps = int(global_step / elapsed)
             writer.add_scalar("charts/success_rate", s_train, global_step)
@@ -631,9 +592,8 @@ if __name__ == "__main__":
             print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  "
                   f"train success {s_train:.3f}  test success {s_test:.3f}  time {elapsed:7.1f}s  "
                   f"SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
-        epoch_ended = epoch_cycles == 0
-        stopping = bool(ctrl_c) or global_step >= args.total_timesteps
-        if stopping or (args.checkpoint_every and epoch_ended and epoch % args.checkpoint_every == 0):
+        checkpoint_due = args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0
+        if ctrl_c or global_step >= args.total_timesteps or checkpoint_due:
             save_checkpoint(dict(
                 script=SCRIPT, args=vars(args), learner=learner.state_dict(),
                 buffer=buffer.episodes(), buffer_next_index=buffer.next_index,
@@ -645,12 +605,10 @@ if __name__ == "__main__":
 
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        normalisers = dict(o_norm=vars(o_norm), g_norm=vars(g_norm))
-        torch.save(dict(learner.state_dict(), **normalisers, args=vars(args)), model_path)
+        torch.save(dict(learner.state_dict(), o_norm=vars(o_norm), g_norm=vars(g_norm), args=vars(args)), model_path)
         print(f"model saved to {model_path}")
     end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
-    minutes = (time.time() - start_time) / 60
-    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {minutes:.1f} min, "
+    print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
           f"test success {s_test:.3f}; logs and checkpoint in {run_dir}", flush=True)
     envs.close()
     writer.close()
