@@ -223,16 +223,20 @@ def grid_figure(grid, bands_by_condition: dict, methods, colours, tag, budget):
     return fig
 
 
-def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefix="") -> list[str]:
+def plot_curves(runs, tag, budget, out_dir, methods=None, conditions=None, prefix="", draw=True) -> list[str]:
     """One PNG per condition: per method, the IQM across seeds with its 95% band, against env steps; with
-    GRID_FROM conditions or more, first a grid.png with all of them."""
+    GRID_FROM conditions or more, first a grid.png with all of them. Returns their paths (without `draw`, only
+    the paths: nothing is computed or written)."""
+    conditions = conditions or sorted({r.condition for r in runs})
+    methods = methods or sorted({r.method for r in runs})
+    if not draw:
+        return ([os.path.join(out_dir, f"{prefix}grid.png")] if len(conditions) >= GRID_FROM else []) + \
+            [os.path.join(out_dir, f"{prefix}{condition}.png") for condition in conditions]
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conditions = conditions or sorted({r.condition for r in runs})
-    methods = methods or sorted({r.method for r in runs})
     grid = np.linspace(0, budget, CURVE_POINTS)
     colours = distinct_colours(methods)
     by_cell = group(runs, lambda r: (r.condition, r.method))

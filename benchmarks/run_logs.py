@@ -1,14 +1,29 @@
-"""The one place that reads experiment logs: finished runs and their TensorBoard scalars.
+"""The one place that reads experiment logs: finished runs and their scalars, from each run's record.
 
 `python benchmarks/experiments.py run NAME` leaves one folder per run under experiments/NAME/:
 
-    experiments/NAME/<run id>/finished.json     the marker: the run's command, exit code, wall seconds, labels
+    experiments/NAME/<run id>/finished.json     the marker: the run's command, exit code, wall seconds, labels, and
+                                                the code that made it (code_sha256, git_commit)
+    experiments/NAME/<run id>/scalars.csv.gz    the record: every scalar of the run, a few KB (committed)
     experiments/NAME/<run id>/console.log       what the script printed
-    experiments/NAME/<run id>/events.out.tfevents.*   its TensorBoard log (and a saved model, if any)
+    experiments/NAME/<run id>/events.out.tfevents.*   its TensorBoard log (git-ignored: the record replaces it)
 
 A folder without finished.json is not a finished run (a failed run has failed.json instead) and is skipped.
-Every analysis tool (plot_results, sratio_metric, iteration_cost, delta_s_table, the report) reads through here.
+Every analysis tool (plot_results, sratio_metric, iteration_cost, delta_s_table, the report) reads the records
+through here; only `write_record` reads TensorBoard logs.
+
+The record is a gzipped CSV with the columns tag, step, value, seconds: one row per point of each scalar, with its
+env step, its value (the float32 TensorBoard logged, written as the shortest text that reads back to it) and the
+seconds since the run's log was opened (without the pauses between the attempts of a resumed run, to the
+microsecond). Scalars logged more often than once per iteration or epoch (per episode: episodic return and
+length; her_ddpg / sher losses per cycle) are reduced to their mean per point of the once-per-iteration
+`charts/SPS`, at that point's step and seconds; the record's first line names them. No report reads them.
+
+    python benchmarks/run_logs.py record experiments/NAME/<run id> ...   # write the record of a run's events
 """
+import csv
+import gzip
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +32,9 @@ import numpy as np
 
 MARKER = "finished.json"
 FAILED = "failed.json"
+RECORD = "scalars.csv.gz"
+TICK = "charts/SPS"  # logged once per PPO iteration and per her_ddpg / sher epoch: the grid of reduced tags
+REDUCED = "# reduced to the mean per charts/SPS point:"
 
 
 @dataclass
@@ -45,11 +63,13 @@ class Run:
     flags: tuple = ()
     env_id: str = ""
     folder: Path | None = None
+    code: str = ""  # the code that made it: finished.json's code_sha256 (algorithms/ and envs/)
+    commit: str = ""  # and the git commit it was made at
     scalars: dict = field(default=None, repr=False)  # {tag: Curve}, read on first use
 
     def scalar(self, tag: str) -> Curve | None:
         if self.scalars is None:
-            self.scalars = read_scalars(self.folder)
+            self.scalars = read_record(self.folder)
         return self.scalars.get(tag)
 
     def flag(self, name: str, default: str | None = None) -> str | None:
@@ -96,6 +116,65 @@ def pauses_between_attempts(folder) -> list[tuple[float, float]]:
     return [(begin, max(0.0, begin - end)) for (_, end), (begin, _) in zip(spans, spans[1:])]
 
 
+def reduced(curves: dict) -> tuple[dict, list]:
+    """The curves with every tag that has more points than TICK reduced to its mean per TICK point (the points
+    after the last one: at their own last step and seconds); the names of the reduced tags."""
+    tick = curves.get(TICK)
+    if tick is None:
+        return curves, []
+    out, names = {}, []
+    for tag, curve in curves.items():
+        if len(curve.steps) <= len(tick.steps):
+            out[tag] = curve
+            continue
+        names.append(tag)
+        slot = np.searchsorted(tick.steps, curve.steps, side="left")  # the first iteration that ends at or after
+        steps, values, seconds = [], [], []
+        for i in np.unique(slot):
+            mine = slot == i
+            late = i >= len(tick.steps)
+            steps.append(curve.steps[mine][-1] if late else tick.steps[i])
+            seconds.append(curve.seconds[mine][-1] if late else tick.seconds[i])
+            values.append(curve.values[mine].mean())
+        out[tag] = Curve(np.array(steps), np.array(values, np.float32).astype(float), np.array(seconds))
+    return out, names
+
+
+def write_record(folder) -> Path:
+    """Writes folder/scalars.csv.gz from the TensorBoard log in `folder` (the same bytes for the same log)."""
+    curves, names = reduced(read_scalars(folder))
+    text = io.StringIO()
+    if names:
+        text.write(f"{REDUCED} {' '.join(names)}\n")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["tag", "step", "value", "seconds"])
+    for tag in sorted(curves):
+        curve = curves[tag]
+        for step, value, seconds in zip(curve.steps.tolist(), curve.values.tolist(), curve.seconds.tolist()):
+            writer.writerow([tag, int(step), np.float32(value), f"{seconds:.6f}"])
+    path = Path(folder) / RECORD
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as f:
+        f.write(text.getvalue().encode())
+    return path
+
+
+def read_record(folder) -> dict:
+    """{tag: Curve} from folder/scalars.csv.gz."""
+    path = Path(folder) / RECORD
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: a finished run without its record (write it from its TensorBoard log "
+                                f"with `python benchmarks/run_logs.py record {folder}`)")
+    with gzip.open(path, "rt") as f:
+        rows = [row for row in csv.reader(line for line in f if not line.startswith("#"))][1:]
+    columns = {}
+    for tag, step, value, seconds in rows:
+        columns.setdefault(tag, ([], [], []))
+        for column, item in zip(columns[tag], (step, value, seconds)):
+            column.append(item)
+    return {tag: Curve(np.array(steps, np.int64), np.array(values, np.float32).astype(float),
+                       np.array(seconds, float)) for tag, (steps, values, seconds) in columns.items()}
+
+
 def read_marker(folder) -> dict | None:
     path = Path(folder) / MARKER
     return json.loads(path.read_text()) if path.is_file() else None
@@ -110,7 +189,8 @@ def load_runs(experiment_folder, run_ids=None) -> list[Run]:
             continue
         runs.append(Run(run_id=info["run_id"], method=info["method"], condition=info["condition"],
                         seed=int(info["seed"]), script=info["script"], flags=tuple(info["flags"]),
-                        env_id=info.get("env_id", ""), folder=marker_path.parent))
+                        env_id=info.get("env_id", ""), folder=marker_path.parent,
+                        code=info.get("code_sha256") or "", commit=info.get("git_commit") or ""))
     return runs
 
 
@@ -136,3 +216,12 @@ def table_from_command_line(description: str, example: str, table) -> None:
             raise SystemExit(f"error: no finished runs under {folder}")
         runs += found
     print(table(runs, args.budget))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "record":
+        sys.exit("usage: python benchmarks/run_logs.py record RUN_FOLDER [RUN_FOLDER ...]")
+    for run_folder in sys.argv[2:]:
+        print(write_record(run_folder))

@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import experiments  # noqa: E402
+from definitions import EXPERIMENTS, ROOT, check_definitions, find  # noqa: E402
+from ray_runner import run_experiment  # noqa: E402
 from run_logs import MARKER  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def run_plain(argv: list[str], workdir: Path) -> tuple[int, float]:
     returns its exit code and seconds."""
     workdir.mkdir(parents=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    command = [sys.executable, str(experiments.ROOT / argv[1]), *argv[2:]]
+    command = [sys.executable, str(ROOT / argv[1]), *argv[2:]]
     started = time.time()
     code = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     return code, time.time() - started
@@ -45,7 +46,7 @@ def time_engine(experiment, seeds, folder: Path) -> tuple[float, float]:
     """Wall-clock seconds of `run` on a local Ray instance, and the sum of the seconds its scripts ran (as each
     task timed its subprocess)."""
     started = time.time()
-    status = experiments.run_experiment(experiment, seeds, cpus_per_run=1, logs=folder)
+    status = run_experiment(experiment, seeds, cpus_per_run=1, logs=folder)
     wall = time.time() - started
     if status != 0:
         sys.exit(f"error: the engine's runs failed (exit {status})")
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
-    experiment = experiments.find(experiments.check_definitions(experiments.EXPERIMENTS), args.experiment)
+    experiment = find(check_definitions(EXPERIMENTS), args.experiment)
     if args.steps:
         experiment = replace(experiment, budget=args.steps)
     runs = experiment.runs(args.seeds)

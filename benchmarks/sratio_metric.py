@@ -79,8 +79,8 @@ def plot_bars(scores, out_dir):
     return save_figure(fig, os.path.join(out_dir, "sratio-metric.png"))
 
 
-def report(runs, threshold, budget, out_dir=None) -> str:
-    """Markdown tables (one per condition) and, with `out_dir`, the bar chart."""
+def report(runs, threshold, budget, out_dir=None, draw=True) -> str:
+    """Markdown tables (one per condition) and, with `out_dir`, the bar chart (drawn only with `draw`)."""
     table = sweep_table(runs, budget)
     if not table:
         return "(no meher.py runs with random failures: no S-ratio table)"
@@ -95,7 +95,8 @@ def report(runs, threshold, budget, out_dir=None) -> str:
                           f"| {format_ci(iqm_ci(by_steps), '.2f')} | {format_ci(iqm_ci(by_seconds), '.2f')} "
                           f"| {format_ci(iqm_ci(final), '.2f')} |")
     if out_dir:
-        parts.append(f"![]({os.path.basename(plot_bars(scores, out_dir))})")
+        chart = plot_bars(scores, out_dir) if draw else "sratio-metric.png"
+        parts.append(f"![]({os.path.basename(chart)})")
     return "\n\n".join(parts)
 
 

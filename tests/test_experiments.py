@@ -24,7 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_PY = ROOT / "benchmarks" / "experiments.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import experiments  # noqa: E402
+import definitions  # noqa: E402
+import ray_runner  # noqa: E402
+import report  # noqa: E402
 
 TINY = "--num-envs 4 --num-steps 64 --hidden-size 16"  # 512 env steps: two PPO iterations, a few seconds
 DEFINITIONS = f'''
@@ -134,6 +136,8 @@ def test_list_shows_every_experiment_with_its_run_count_and_figure():
                 **{name: methods * conditions * seeds for name, (methods, conditions, seeds) in PAPER_GRIDS.items()}}
     for name, count in expected.items():
         assert f" {count} runs " in lines[name] and "Fig" in lines[name], lines[name]
+    assert re.search(r" 150,000 steps +~0.45 h ", lines["ppo-her-fig2-fast"]), lines["ppo-her-fig2-fast"]
+    assert all(re.search(r" [\d,]+ steps +~[\d.]+ h ", line) for line in lines.values())  # a budget and hours each
 
 
 def flag_set(run, cpus) -> set:
@@ -146,7 +150,7 @@ def test_definitions_keep_the_flags_of_the_old_bash_runners():
     """The definitions run the same command lines as benchmarks/*.sh did (same flags, seeds and budgets), plus the
     runner's --checkpoint-every; the FetchPush SHER runs with one torch thread where the bash runner gave two (their
     definitions ask for 1 CPU per run)."""
-    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    table = definitions.check_definitions(definitions.EXPERIMENTS)
     fast = {"--hidden-size 64", "--num-envs 32", "--num-steps 64", "--minibatch-size 256"}
 
     def one(name, method, condition, seed):
@@ -172,13 +176,13 @@ def test_definitions_keep_the_flags_of_the_old_bash_runners():
 def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
     """A run's identity: method, condition, seed and a hash of script + flags; the CPUs given to it and the runner's
     --checkpoint-every are not part (runs finished before it was added keep their ids)."""
-    e = experiments.check_definitions(experiments.EXPERIMENTS)["sher-vs-ddpg-push"]
+    e = definitions.check_definitions(definitions.EXPERIMENTS)["sher-vs-ddpg-push"]
     run = e.runs()[0]
     assert run.run_id.startswith("her_ddpg-push-s1-") and run.run_id in run.argv(1) and run.run_id in run.argv(2)
     assert "--checkpoint-every" in run.argv(1) and "--checkpoint-every" not in run.flags
-    assert experiments.check_definitions(experiments.EXPERIMENTS)["ppo-vs-ppo-her"].runs()[0].run_id == \
+    assert definitions.check_definitions(definitions.EXPERIMENTS)["ppo-vs-ppo-her"].runs()[0].run_id == \
         "ppo_her-random-random-s1-088b5be9"  # the id docs/experiments.md shows, from before checkpoints
-    longer = experiments.replace(e, budget=e.budget + 1).runs()[0]
+    longer = definitions.replace(e, budget=e.budget + 1).runs()[0]
     assert longer.run_id != run.run_id and longer.run_id.rsplit("-", 1)[0] == run.run_id.rsplit("-", 1)[0]
 
 
@@ -213,11 +217,13 @@ def parsed_definitions():
     """{experiment: {(method, condition): the script's checked Args}}, each configuration's seed-1 command line
     parsed and checked by its own script (tyro, then the script's check_args: flag names, values and env options,
     also for the MuJoCo envs, which it makes); plus the command lines the scripts refused, with their error."""
+    import tyro
+
     from conftest import load_script
 
     scripts, parsed, refused = {}, {}, []
     with pytest.MonkeyPatch.context() as patch:
-        for e in experiments.check_definitions(experiments.EXPERIMENTS).values():
+        for e in definitions.check_definitions(definitions.EXPERIMENTS).values():
             parsed[e.name] = {}
             for run in e.runs(seeds=1):
                 if run.script not in scripts:
@@ -226,7 +232,11 @@ def parsed_definitions():
                 module = scripts[run.script]
                 patch.setattr(sys, "argv", [f"{run.script}.py", *run.argv(e.cpus_per_run)[2:]])
                 try:
-                    if run.script in experiments.THREADED_SCRIPTS:
+                    if not hasattr(module, "parse_args"):  # parsed as its main block does: tyro, defaults, checks
+                        args = tyro.cli(module.Args)
+                        getattr(module, "fill_task_defaults", lambda args: None)(args)
+                        module.check_args(args)
+                    elif run.script in definitions.THREADED_SCRIPTS:
                         args, _ = module.parse_args()  # parses, fills the task defaults, checks
                     else:
                         args = module.parse_args()
@@ -263,7 +273,7 @@ def test_every_configuration_of_a_definition_trains_something_different(parsed_d
 def test_paper_definitions_have_their_grid_times_seeds_runs_with_unique_ids():
     """Each new definition runs methods x conditions x seeds runs, as counted from its figure; every run id of a
     definition is its own (a shared id would make `run` skip one run as finished)."""
-    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    table = definitions.check_definitions(definitions.EXPERIMENTS)
     for name, (methods, conditions, seeds) in PAPER_GRIDS.items():
         e = table[name]
         assert (len(e.methods), len(e.conditions), e.seeds) == (methods, conditions, seeds), name
@@ -271,7 +281,7 @@ def test_paper_definitions_have_their_grid_times_seeds_runs_with_unique_ids():
     for e in table.values():
         ids = [run.run_id for run in e.runs()]
         assert len(set(ids)) == len(ids), e.name
-    assert set(table["ppo-her-fig2-fast"].conditions) == {f"{prey}-{spawn}" for prey in experiments.PREY
+    assert set(table["ppo-her-fig2-fast"].conditions) == {f"{prey}-{spawn}" for prey in definitions.PREY
                                                             for spawn in ("random", "apart")}
 
 
@@ -293,7 +303,7 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
     """Every `compare` entry names a definition and one of its methods, on a condition this definition has, with a
     budget at least this one's (borrowed runs are cut at this budget, never shorter), under a label of its own: a
     typo would otherwise borrow nothing, silently."""
-    table = experiments.check_definitions(experiments.EXPERIMENTS)
+    table = definitions.check_definitions(definitions.EXPERIMENTS)
     for e in table.values():
         labels = list(e.methods)
         for name, method, label in e.compare:
@@ -308,6 +318,7 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
     (["run", "no-such-experiment"], "valid: ppo-vs-ppo-her, ppo-her-fast"),
     (["run", "tiny", "--seeds", "0"], "--seeds"),
     (["run", "tiny", "--cpus-per-run", "4096"], "--cpus-per-run"),
+    (["run", "tiny", "--cpus-per-run", "0"], "--cpus-per-run"),
     (["run", "tiny", "--address", "127.0.0.1:{port}"], "no Ray cluster"),
     (["report", "tiny-one"], "no finished runs"),
     (["run", "tiny", "--methods", "her,nope"], "no method nope; valid: her, ppo"),
@@ -377,8 +388,11 @@ def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(
         assert marker["returncode"] == 0 and marker["command"].endswith(f"--exp-name {name}")
         assert not Path(marker["workdir"]).exists()  # the task's work folder is gone
         assert not list((workspace / "logs" / "tiny" / name).glob("checkpoint.pt*"))  # a finished run needs none
+        assert 0 < (workspace / "logs" / "tiny" / name / "scalars.csv.gz").stat().st_size < 20_000  # its record
     assert not (workspace / "logs" / "tiny" / ".work").exists()  # every work folder deleted
     assert seen and all(is_loopback(a) for a in seen), seen  # Ray did listen, and only on loopback
+    # not a terminal: no progress bar redrawn every second, one line per run that ends
+    assert "\r" not in stderr and len(re.findall(r"^tiny: [1-4]/4 finished: ", stderr, re.M)) == 4, stderr
 
 
 def test_second_run_starts_nothing_and_a_deleted_run_is_run_again(workspace, tiny_runs):
@@ -495,8 +509,8 @@ def test_a_checkpoint_that_cannot_be_resumed_is_run_afresh(tmp_path, case):
     console.log keeps the earlier attempt's lines and says why, and its work folder is deleted."""
     import tarfile
 
-    code = experiments.code_snapshot()
-    run = experiments.Run("tiny-one", "her", "rr", "ppo_her", (*shlex.split(TINY), "--total-timesteps", "512"), 1)
+    code = ray_runner.code_snapshot()
+    run = definitions.Run("tiny-one", "her", "rr", "ppo_her", (*shlex.split(TINY), "--total-timesteps", "512"), 1)
     workdir = tmp_path / "work"
     for relative, data in code.items():  # what the earlier attempt ran
         (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -506,7 +520,7 @@ def test_a_checkpoint_that_cannot_be_resumed_is_run_afresh(tmp_path, case):
     (stale / "checkpoint.pt").write_bytes(b"not a checkpoint" if case == "corrupt checkpoint" else b"")
     (workdir / "console.log").write_text("the earlier attempt\n")
 
-    result = experiments.execute_run(run.argv(1), code, 1, str(workdir))
+    result = ray_runner.execute_run(run.argv(1), code, 1, str(workdir))
     assert result["returncode"] == 0 and not workdir.exists()
     with tarfile.open(fileobj=io.BytesIO(result["archive"])) as tar:
         console = tar.extractfile("console.log").read().decode()
@@ -514,7 +528,7 @@ def test_a_checkpoint_that_cannot_be_resumed_is_run_afresh(tmp_path, case):
     assert console.startswith("the earlier attempt\n") and "budget reached" in console, console
     assert len(logs) == 1 and stale.name not in logs
     if case == "corrupt checkpoint":
-        assert result["resumed"] and "\nerror: --resume" in console and "refused: starting afresh" in console
+        assert result["resumed"] and "\nerror: --resume" in console and "refused (exit 3): starting afresh" in console
     else:
         assert not result["resumed"] and "error: --resume" not in console
         assert "no checkpoint of these scripts to resume: starting afresh" in console
@@ -578,10 +592,12 @@ def test_address_runs_on_a_cluster_and_the_logs_come_back_to_the_driver(workspac
 
 
 # -- report on hand-made logs (no Ray) ------------------------------------------------------------------------------
-def fake_run(logs: Path, run, success: list, steps_per_point=1000, eval_success=()):
-    """A finished run folder as `run` leaves it: the marker and a TensorBoard log of charts/success_rate (and of
-    eval/success_rate, if given)."""
+def fake_run(logs: Path, run, success: list, steps_per_point=1000, eval_success=(), code="c0de" * 16):
+    """A finished run folder as `run` leaves it: the marker (made by `code`) and the record of a TensorBoard log of
+    charts/success_rate (and of eval/success_rate, if given)."""
     from torch.utils.tensorboard import SummaryWriter
+
+    from run_logs import write_record
 
     folder = logs / run.experiment / run.run_id
     writer = SummaryWriter(str(folder))
@@ -589,8 +605,9 @@ def fake_run(logs: Path, run, success: list, steps_per_point=1000, eval_success=
         for i, value in enumerate(values, start=1):
             writer.add_scalar(tag, value, i * steps_per_point)
     writer.close()
+    write_record(folder)
     marker = dict(run_id=run.run_id, method=run.method, condition=run.condition, seed=run.seed, script=run.script,
-                  flags=list(run.flags), env_id="PredatorPrey-v0")
+                  flags=list(run.flags), env_id="PredatorPrey-v0", code_sha256=code, git_commit="1234567" + code)
     (folder / "finished.json").write_text(json.dumps(marker))
 
 
@@ -598,25 +615,25 @@ def test_report_borrows_runs_of_another_experiment_and_leaves_out_stale_ones(tmp
     """`compare` brings another experiment's runs into a report, cut at this experiment's budget; a finished run
     whose flags no longer match the definition is left out and counted; the note of what was cut is printed."""
     def experiment(name, methods, budget, compare=(), cut=""):
-        return experiments.Experiment(name=name, figure="a test", methods=methods, conditions={"rr": ""},
+        return definitions.Experiment(name=name, figure="a test", methods=methods, conditions={"rr": ""},
                                       budget=budget, seeds=2, compare=compare, cut=cut)
 
     base = experiment("base", {"her": "ppo_her"}, budget=6000)
     other = experiment("other", {"ppo": "ppo_her --no-her"}, budget=3000, compare=(("base", "her", "her_base"),),
                        cut="11 of the 12 conditions")
-    table = experiments.check_definitions([base, other])
+    table = definitions.check_definitions([base, other])
     for run in base.runs():  # reaches 90% at 2,000 steps (seed 1) and at 5,000, after other's budget (seed 2)
         fake_run(tmp_path, run, [0.5, 0.95] if run.seed == 1 else [0.1, 0.2, 0.3, 0.4, 0.95])
     for run in other.runs():
         fake_run(tmp_path, run, [0.0, 0.0, 0.0])
-    stale = experiments.replace(base, budget=5000).runs()[0]  # same labels, other flags: another run id
+    stale = definitions.replace(base, budget=5000).runs()[0]  # same labels, other flags: another run id
     fake_run(tmp_path, stale, [1.0])
 
-    text = experiments.write_report(other, tmp_path, tmp_path / "results", table)
+    text = report.write_report(other, tmp_path, tmp_path / "results", table)
     assert "| rr | her_base | 2 | 1/2 | 2,500 [2,000, 3,000] |" in text  # seed 2 counted at the 3,000 budget
     assert "| rr | ppo | 2 | 0/2 | 3,000 [3,000, 3,000] |" in text and "her_base is method her of `base`" in text
     assert "a test. her_base is method her of `base`. Cut from the paper: 11 of the 12 conditions.\n" in text
-    text = experiments.write_report(base, tmp_path, tmp_path / "results", table)
+    text = report.write_report(base, tmp_path, tmp_path / "results", table)
     assert "Cut from the paper" not in text
     assert "| rr | her | 2 | 2/2 | 3,500 [2,000, 5,000] |" in text and "1 finished runs" in text
 
@@ -624,12 +641,12 @@ def test_report_borrows_runs_of_another_experiment_and_leaves_out_stale_ones(tmp
 def test_report_summarises_each_extra_tag_in_its_own_table_and_curves(tmp_path):
     """`also_tags` adds a table and curves per scalar, over the runs that log it: here test success, which
     her_ddpg-like runs reach long before their noisy training success does, and which PPO-like runs lack."""
-    e = experiments.Experiment(name="tags", figure="a test", methods={"ddpg": "her_ddpg", "ppo": "ppo_her"},
+    e = definitions.Experiment(name="tags", figure="a test", methods={"ddpg": "her_ddpg", "ppo": "ppo_her"},
                                conditions={"rr": ""}, budget=4000, seeds=2, also_tags=("eval/success_rate",))
     for run in e.runs():
         ddpg = run.method == "ddpg"
         fake_run(tmp_path, run, [0.1, 0.3, 0.5, 0.6] if ddpg else [0.2, 0.95], eval_success=[0.2, 0.95] if ddpg else ())
-    text = experiments.write_report(e, tmp_path, tmp_path / "results", experiments.check_definitions([e]))
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
     main, extra = text.split("## Summarised by `eval/success_rate`")
     assert "| rr | ddpg | 2 | 0/2 | 4,000 [4,000, 4,000] |" in main and "| rr | ppo | 2 | 2/2 | 2,000" in main
     assert "| rr | ddpg | 2 | 2/2 | 2,000 [2,000, 2,000] |" in extra and "| rr | ppo |" not in extra
@@ -639,11 +656,147 @@ def test_report_summarises_each_extra_tag_in_its_own_table_and_curves(tmp_path):
 def test_report_draws_no_curves_for_a_condition_without_finished_runs(tmp_path):
     """A comparison run one task at a time (`run --conditions`) reports the tasks that have runs, with no empty
     figure for the others."""
-    e = experiments.Experiment(name="half", figure="a test", methods={"her": "ppo_her"},
+    e = definitions.Experiment(name="half", figure="a test", methods={"her": "ppo_her"},
                                conditions={"rr": "", "sa": "--prey straight_away --spawn apart"}, budget=2000, seeds=1)
     for run in e.runs():
         if run.condition == "rr":
             fake_run(tmp_path, run, [0.5, 0.95])
-    text = experiments.write_report(e, tmp_path, tmp_path / "results", experiments.check_definitions([e]))
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
     assert "| rr | her | 1 | 1/1 |" in text and "![](rr.png)" in text and "sa.png" not in text
     assert not (tmp_path / "results" / "half" / "sa.png").exists()
+
+
+def test_a_pooled_table_of_two_code_versions_names_both_and_missing_runs_are_named(tmp_path):
+    """Runs made by two code versions: the table says in its header that it pools both, naming each; a run of the
+    definition without a record is named in the header, not silently left out."""
+    e = definitions.Experiment(name="pooled", figure="a test", methods={"her": "ppo_her", "ppo": "ppo_her --no-her"},
+                               conditions={"rr": ""}, budget=2000, seeds=2)
+    old, new = "a" * 64, "b" * 64
+    for run in e.runs():
+        if (run.method, run.seed) != ("ppo", 2):
+            fake_run(tmp_path, run, [0.5, 0.95], code=old if run.seed == 1 else new)
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
+    assert "**Pools runs of 2 code versions**" in text and "aaaaaaaa (2 runs; git 1234567)" in text
+    assert "bbbbbbbb (1 runs; git 1234567)" in text
+    assert "**Missing: 1 run of the definition has no record, and this table leaves them out**: ppo (rr, seed 2)." \
+        in text
+    fake_run(tmp_path, [r for r in e.runs() if (r.method, r.seed) == ("ppo", 2)][0], [0.5], code=new)
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
+    assert "Missing" not in text and "Pools runs of 2 code versions" in text
+
+
+def test_run_says_when_the_finished_runs_it_keeps_were_made_by_other_code(workspace, tmp_path):
+    """A finished run of other code is kept (not rerun), and `run` says so; the runs it starts use this code."""
+    (run,) = [r for r in definitions.check_definitions(definitions.EXPERIMENTS)["ppo-vs-ppo-her"].runs(seeds=1)
+              if (r.method, r.condition) == ("ppo_her", "random-random")]
+    fake_run(tmp_path, run, [0.5, 0.95], code="0ld" + "0" * 61)
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "run", "ppo-vs-ppo-her", "--seeds", "1", "--dry-run",
+                          "--logs", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "7 of 8 runs to run" in out.stdout, out.stdout + out.stderr
+    assert "note: 1 of the 1 finished runs kept were made by other code" in out.stderr and "0ld00000 (1)" in out.stderr
+
+
+def test_address_is_checked_even_when_every_run_has_finished(workspace, tiny_runs):
+    """`run --address` on a finished experiment checks the address: a wrong one is an error, not 'nothing to do'."""
+    out = cli(workspace, "run", "tiny", "--address", f"127.0.0.1:{free_port()}", timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error: --address") and "no Ray cluster" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_record_of_a_real_run_gives_the_report_of_its_event_file(workspace, tiny_runs, monkeypatch):
+    """The record the runner wrote for each real run of `tiny` gives the same report, to the byte, as its
+    TensorBoard log; each scalar's steps and values are the logged ones and its seconds agree to the microsecond."""
+    import run_logs
+
+    e = definitions.load_definitions(str(workspace / "definitions.py"))["tiny"]
+    from_records = report.report_text(e, workspace / "logs", workspace / "unused", draw=False)
+    for folder in (workspace / "logs" / "tiny").glob("*-s?-*"):
+        logged, recorded = run_logs.read_scalars(folder), run_logs.read_record(folder)
+        assert recorded.keys() == logged.keys() and "charts/success_rate" in recorded
+        for tag in set(recorded) - {"charts/episodic_return", "charts/episodic_length"}:  # reduced per iteration
+            assert np.array_equal(recorded[tag].steps, logged[tag].steps), tag
+            assert np.array_equal(recorded[tag].values, logged[tag].values), tag
+            assert np.allclose(recorded[tag].seconds, logged[tag].seconds, rtol=0, atol=1e-6), tag
+    monkeypatch.setattr(run_logs, "read_record", run_logs.read_scalars)
+    assert report.report_text(e, workspace / "logs", workspace / "unused", draw=False) == from_records
+    assert "| rr | her | 2 |" in from_records and "Code: every run was made by code version" in from_records
+
+
+# -- check: every committed table regenerates from the committed records -----------------------------------------
+def check_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXPERIMENTS_PY), "check", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_check_regenerates_every_committed_table_from_the_records_within_a_minute():
+    started = time.time()
+    out = check_cli()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert time.time() - started < 60
+    assert re.search(r"^(\d+) tables regenerate from the records, 0 differ", out.stdout, re.M), out.stdout
+    assert int(re.search(r"^(\d+) tables regenerate", out.stdout, re.M).group(1)) >= 14
+
+
+SMALL = "sher-vs-ddpg-push"  # a committed experiment of 4 runs, quick to check
+
+
+def copy_of_committed(tmp_path) -> tuple[Path, Path]:
+    """The committed records and table of SMALL, copied: (logs, results)."""
+    logs, results = tmp_path / "logs", tmp_path / "results"
+    shutil.copytree(ROOT / "experiments" / SMALL, logs / SMALL, ignore=shutil.ignore_patterns("events.out.*"))
+    shutil.copytree(ROOT / "docs" / "results" / SMALL, results / SMALL, ignore=shutil.ignore_patterns("*.png"))
+    return logs, results
+
+
+def test_check_fails_on_a_table_edited_by_hand(tmp_path):
+    logs, results = copy_of_committed(tmp_path)
+    assert check_cli("--logs", str(logs), "--results", str(results)).returncode == 0
+    table = results / SMALL / "table.md"
+    text = table.read_text()
+    table.write_text(text.replace("| push | sher | 2 | 2/2 |", "| push | sher | 2 | 1/2 |"))
+    assert table.read_text() != text
+    out = check_cli("--logs", str(logs), "--results", str(results))
+    assert out.returncode == 1 and f"differs: {table}" in out.stderr, out.stdout + out.stderr
+
+
+def test_check_fails_on_a_record_edited_by_hand(tmp_path):
+    import gzip
+
+    logs, results = copy_of_committed(tmp_path)
+    record = sorted((logs / SMALL).glob("sher-*/scalars.csv.gz"))[0]
+    lines = gzip.decompress(record.read_bytes()).decode().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("eval/success_rate,"))
+    tag, step, value, seconds = lines[last].split(",")
+    lines[last] = ",".join((tag, step, "0.123" if value != "0.123" else "0.5", seconds))  # its final test success
+    record.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out = check_cli("--logs", str(logs), "--results", str(results))
+    assert out.returncode == 1 and f"differs: {results / SMALL / 'table.md'}" in out.stderr, out.stdout + out.stderr
+
+
+# -- a refused resume is read from the script's exit status ---------------------------------------------------------
+STAND_IN = '''import os, sys
+if "--resume" in sys.argv:
+    print("error: --resume: refused by the stand-in")
+    sys.exit(int(os.environ.get("STAND_IN_REFUSAL", "3")))
+os.makedirs("runs/PredatorPrey-v0__x__1__1", exist_ok=True)
+print("budget reached")
+'''
+
+
+@pytest.mark.parametrize("status", [ray_runner.REFUSED_RESUME, 1])
+def test_only_the_refusal_exit_status_starts_a_run_afresh(tmp_path, monkeypatch, status):
+    """A script that exits with REFUSED_RESUME (3) after --resume has refused the checkpoint: the run starts afresh
+    without it. Any other failure after --resume, even one that prints "error:", is the run's failure."""
+    code = {"algorithms/stand_in.py": STAND_IN.encode()}
+    workdir = tmp_path / "work"
+    (workdir / "algorithms").mkdir(parents=True)
+    (workdir / "algorithms" / "stand_in.py").write_text(STAND_IN)
+    (workdir / "runs" / "PredatorPrey-v0__old__1__1").mkdir(parents=True)
+    (workdir / "runs" / "PredatorPrey-v0__old__1__1" / "checkpoint.pt").write_bytes(b"old")
+    monkeypatch.setenv("STAND_IN_REFUSAL", str(status))
+    result = ray_runner.execute_run(["python", "algorithms/stand_in.py"], code, 1, str(workdir))
+    assert result["resumed"]
+    if status == ray_runner.REFUSED_RESUME:
+        assert result["returncode"] == 0 and not workdir.exists()
+    else:
+        assert result["returncode"] == status and "refused (exit" not in (workdir / "console.log").read_text()
