@@ -77,9 +77,10 @@ def main(argv=None) -> int:
                     "finished runs are in the repository: on a fresh clone `run NAME` of one of them does nothing; "
                     "`run NAME --logs DIR` runs it again in DIR.")
     run.add_argument("name")
-    run.add_argument("--seeds", type=positive("--seeds"), default=None, help="seeds 1..N (default: the definition's)")
+    run.add_argument("--seeds", type=positive("--seeds"), default=None, metavar="N",
+                     help="seeds 1..N (default: the definition's)")
     run.add_argument("--address", default=None, help="a Ray cluster: host:port or auto (default: this machine)")
-    run.add_argument("--cpus-per-run", type=positive("--cpus-per-run"), default=None,
+    run.add_argument("--cpus-per-run", type=positive("--cpus-per-run"), default=None, metavar="C",
                      help="CPUs and torch threads of each run (default: the definition's)")
     run.add_argument("--methods", type=lambda text: text.split(","), default=None, metavar="M1,M2",
                      help="run only these of the definition's methods (default: all)")

@@ -11,7 +11,7 @@ from delta_s_table import delta_s_table, mean_delta_s  # noqa: E402
 from iteration_cost import cost_table, iteration_seconds  # noqa: E402
 import plot_results  # noqa: E402
 from plot_results import curve_iqm_band, iqm, iqm_ci, markdown_table, summarise  # noqa: E402
-from run_logs import Curve, Run, first_crossing  # noqa: E402
+from run_logs import Curve, Run, first_crossing, reduced  # noqa: E402
 from sratio_metric import metric  # noqa: E402
 
 TAG = "charts/success_rate"
@@ -169,3 +169,16 @@ def test_an_analysis_command_pools_the_runs_of_several_folders_and_names_an_empt
     monkeypatch.setattr(sys, "argv", ["tool.py", "a", "empty"])
     with pytest.raises(SystemExit, match="error: no finished runs under empty"):
         run_logs.table_from_command_line("tool", "a", table)
+
+
+def test_a_record_reduces_per_episode_scalars_to_their_mean_per_iteration_and_keeps_the_others():
+    """Per-episode points (more than charts/SPS has) become one mean per iteration, at the iteration's step and
+    seconds; points after the last iteration keep their own last step; once-per-iteration scalars stay as they are."""
+    tick = Curve(np.array([100, 200]), np.array([5.0, 6.0]), np.array([1.0, 2.0]))
+    episodes = Curve(np.array([30, 60, 100, 150, 250]), np.array([1.0, 2.0, 3.0, 10.0, 7.0]),
+                     np.array([0.3, 0.6, 1.0, 1.5, 2.5]))
+    curves, names = reduced({"charts/SPS": tick, "charts/episodic_return": episodes, "charts/success_rate": tick})
+    assert names == ["charts/episodic_return"] and curves["charts/success_rate"] is tick
+    out = curves["charts/episodic_return"]
+    assert out.steps.tolist() == [100, 200, 250] and out.values.tolist() == [2.0, 10.0, 7.0]
+    assert out.seconds.tolist() == [1.0, 2.0, 2.5]

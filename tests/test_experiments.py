@@ -334,6 +334,13 @@ def test_bad_input_is_one_line_within_seconds(workspace, args, says):
     assert time.time() - started < 20
 
 
+def test_help_says_a_committed_experiment_runs_elsewhere_with_logs():
+    """On a fresh clone the committed experiments have finished: `run --help` says that `--logs DIR` runs one."""
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "run", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "fresh clone" in out.stdout and "--logs DIR" in " ".join(out.stdout.split())
+
+
 def test_dry_run_prints_the_commands_and_runs_nothing(workspace, tmp_path):
     """--dry-run prints one command line per run still to run (--seeds N: seeds 1..N) and writes nothing."""
     out = cli(workspace, "run", "tiny", "--dry-run", "--seeds", "3", logs=tmp_path / "logs")
