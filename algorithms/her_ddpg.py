@@ -5,7 +5,6 @@
 # Everything outside the LEARNER block is line for line algorithms/sher.py.
 import dataclasses
 import os
-import random
 import signal
 import sys
 import time
@@ -49,7 +48,7 @@ class Args:
 
     # Environment
     env_id: str = "FetchReach-v4"
-    """a goal env: FetchReach/Push/PickAndPlace/Slide-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
+    """a goal env: Fetch*-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
     num_envs: Optional[int] = None
     """parallel envs, one episode each per cycle (None: 16; FetchReach: 2)"""
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
@@ -116,7 +115,7 @@ def fill_task_defaults(args):
 
 
 def check_args(args):
-    """Values that would crash the run or silently mislead it, refused in one line naming the flag."""
+    """Values that would crash the run or mislead it silently: one line that names the flag."""
     positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
     at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
                   "n_test_rollouts", "hidden_size"]
@@ -164,7 +163,7 @@ def refuse_resume(reason):
 
 
 def save_checkpoint(checkpoint, path):
-    """Atomic: written beside, synced, then renamed over the previous one, which a crash leaves whole."""
+    """Atomic: written beside, synced, renamed over the previous one, which a crash leaves whole."""
     with open(f"{path}.tmp", "wb") as file:
         torch.save(checkpoint, file)
         file.flush()
@@ -173,7 +172,7 @@ def save_checkpoint(checkpoint, path):
 
 
 def stop_on_ctrl_c():
-    """Ctrl-C ends the run after the current cycle, with a checkpoint; a second one stops it at once."""
+    """Ctrl-C ends the run after this cycle, with a checkpoint; a second Ctrl-C stops it at once."""
     pressed = []
 
     def handler(signum, frame):
@@ -234,10 +233,10 @@ class Normalizer:
         return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
 
 
-def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1, lengths
-    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=np.zeros((n, T + 1, goal_dim), np.float32),
-                g=np.zeros((n, T + 1, goal_dim), np.float32), u=np.zeros((n, T, act_dim), np.float32),
-                length=np.zeros(n, np.int64))
+def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1
+    goals = np.zeros((n, T + 1, goal_dim), np.float32)
+    return dict(o=np.zeros((n, T + 1, obs_dim), np.float32), ag=goals, g=goals.copy(),
+                u=np.zeros((n, T, act_dim), np.float32), length=np.zeros(n, np.int64))
 
 
 # ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): an episode
@@ -252,10 +251,10 @@ def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task,
     g = episodes["g"][ep, t]
     g_next = episodes["g"][ep, t + 1]  # baselines reuses g_t: the same on Fetch, but the prey moves
     g[relabel] = g_next[relabel] = episodes["ag"][ep[relabel], future_t[relabel]]
-    r = np.asarray(compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}), np.float32)
+    r = compute_reward(episodes["ag"][ep, t + 1], g, {"episode_steps": t + 1}).astype(np.float32)
     done = (r != 0).astype(np.float32) if task.done_on_reward else np.zeros(batch_size, np.float32)
-    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, o_next=episodes["o"][ep, t + 1],
-                g_next=g_next, done=done)
+    return dict(o=episodes["o"][ep, t], g=g, u=episodes["u"][ep, t], r=r, done=done,
+                o_next=episodes["o"][ep, t + 1], g_next=g_next)
 
 
 # ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
@@ -284,7 +283,8 @@ def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
     n = envs.num_envs
-    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], envs.single_action_space.shape[0])
+    act_dim = envs.single_action_space.shape[0]
+    ep = empty_episodes(n, task.horizon, o.shape[1], obs["desired_goal"].shape[1], act_dim)
     ep["success"] = np.zeros(n)
     ep["return"] = np.zeros(n)
     ep["o"][:, 0] = o
@@ -322,7 +322,7 @@ def mlp(in_size, hidden, out_size):
     return nn.Sequential(*layers)
 
 
-class Actor(nn.Module):  # pi(o, g) = max_u * tanh(MLP(normalised [o, g])) (baselines actor_critic.py)
+class Actor(nn.Module):  # pi(o, g) = max_u tanh(MLP(normalised [o, g])) (baselines actor_critic.py)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size, hidden, act_dim)
@@ -332,7 +332,7 @@ class Actor(nn.Module):  # pi(o, g) = max_u * tanh(MLP(normalised [o, g])) (base
         return self.max_u * torch.tanh(self.net(x))
 
 
-class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines actor_critic.py)
+class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (baselines' too)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size + act_dim, hidden, 1)
@@ -343,11 +343,11 @@ class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (ba
 
 
 def critic_target(r, next_value, done, gamma, target_range):
-    """y = clip(r + gamma (1 - done) Q'(s', pi'(s')), *target_range) (baselines ddpg.py target_tf)"""
+    """y = clip(r + gamma (1 - done) Q'(s', pi'(s')), target_range) (baselines ddpg.py target_tf)"""
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
-class Learner:  # actor, critic, their targets and optimisers behind the interface shared with sher.py
+class Learner:  # actor, critic, their targets and optimisers: the interface shared with sher.py
     def __init__(self, args, in_size, act_dim, max_u, task, device):
         self.args = args
         self.max_u = max_u
@@ -364,8 +364,8 @@ class Learner:  # actor, critic, their targets and optimisers behind the interfa
 
     @torch.no_grad()
     def act(self, x, explore, rng):
-        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability random_eps
-        (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
+        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability
+        random_eps (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
         u = self.actor(x).cpu().numpy()
         if explore:
             noise = self.args.noise_eps * self.max_u * rng.standard_normal(u.shape)
@@ -375,7 +375,7 @@ class Learner:  # actor, critic, their targets and optimisers behind the interfa
         return u.astype(np.float32)
 
     def update(self, b):
-        """One DDPG step (baselines ddpg.py _grads, _update): both losses, then both optimisers step."""
+        """One DDPG step (baselines ddpg.py _grads, _update): both losses, then both optimisers."""
         with torch.no_grad():
             q_next = self.target_qf(b["x_next"], self.target_actor(b["x_next"]))
             y = critic_target(b["r"], q_next, b["done"], self.args.gamma, self.target_range)
@@ -394,7 +394,7 @@ class Learner:  # actor, critic, their targets and optimisers behind the interfa
 
     @torch.no_grad()
     def update_target(self):
-        """target <- polyak target + (1 - polyak) main, once per cycle (baselines update_target_net)"""
+        """target <- polyak target + (1 - polyak) main, per cycle (baselines update_target_net)"""
         for net, target in ((self.actor, self.target_actor), (self.qf, self.target_qf)):
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
@@ -424,14 +424,16 @@ if __name__ == "__main__":
     fill_task_defaults(args)
     check_args(args)
     try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey,
+                             spawn=args.spawn)
         if args.capture_video:
             check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
     except GoalEnvError as error:
         raise SystemExit(f"error: {error}")
     task = task_of(args, envs)
-    if args.buffer_size < args.num_envs * task.horizon:  # too small for one batch of episodes
-        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= --num-envs x {task.horizon}")
+    batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
+    if args.buffer_size < batch_steps:
+        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= {batch_steps}")
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
     ctrl_c = stop_on_ctrl_c()
@@ -442,7 +444,6 @@ if __name__ == "__main__":
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
     # TRY NOT TO MODIFY: seeding
-    random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
@@ -455,6 +456,7 @@ if __name__ == "__main__":
     obs_dim += goal_dim if task.observe_achieved_goal else 0
     act_dim = envs.single_action_space.shape[0]
     max_u = float(envs.single_action_space.high[0])
+    compute_reward = envs.compute_reward  # vectorised: scores a whole batch of goals in one call
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip)
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip)
@@ -484,7 +486,7 @@ if __name__ == "__main__":
         start_time -= checkpoint["seconds"]
         env_seed = None if checkpoint["envs"] else args.seed + global_step
 
-    def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines ddpg.py _preprocess_og)
+    def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines _preprocess_og)
         o = torch.as_tensor(np.clip(o, -args.clip_obs, args.clip_obs), dtype=torch.float32)
         g = torch.as_tensor(np.clip(g, -args.clip_obs, args.clip_obs), dtype=torch.float32)
         return torch.cat([o_norm.normalize(o.to(device)), g_norm.normalize(g.to(device))], -1)
@@ -496,10 +498,10 @@ if __name__ == "__main__":
         return policy(False)(net_observation(obs, task)[None], obs["desired_goal"][None])[0]
 
     started = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
-    print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
+    print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} steps", flush=True)
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
-        episodes = rollout(envs, policy(explore=True), task, args.total_timesteps - global_step, env_seed)
+        episodes = rollout(envs, policy(True), task, args.total_timesteps - global_step, env_seed)
         env_seed = None
         steps = int(episodes["length"].sum())
         global_step += steps
@@ -510,14 +512,14 @@ if __name__ == "__main__":
         # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new
         # episodes as they have transitions (baselines ddpg.py store_episode)
         buffer.store(episodes)
-        fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
+        fresh = sample_her_transitions(episodes, steps, future_p, compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
         g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
 
         # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, compute_reward, task, rng)
             batch = {key: torch.as_tensor(tr[key], device=device) for key in ("u", "r", "done")}
             batch["x"] = preprocess(tr["o"], tr["g"])
             batch["x_next"] = preprocess(tr["o_next"], tr["g_next"])
@@ -528,8 +530,8 @@ if __name__ == "__main__":
 
         epoch_cycles += 1
         if epoch_cycles >= args.n_cycles or global_step >= args.total_timesteps:
-            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py; its
-            # evaluator had envs of its own: here the training envs play them, half the subprocesses)
+            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py: on envs
+            # of their own; here the training envs, half the subprocesses); delta_s: SHER's Table 1
             epoch += 1
             epoch_cycles = 0
             s_train = float(np.mean(train_success))
@@ -539,12 +541,13 @@ if __name__ == "__main__":
             s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
                 video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
-                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey, spawn=args.spawn)
+                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey,
+                              spawn=args.spawn)
             elapsed = time.time() - start_time
             sps = int(global_step / elapsed)
             writer.add_scalar("charts/success_rate", s_train, global_step)
             writer.add_scalar("eval/success_rate", s_test, global_step)
-            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)  # SHER Table 1
+            writer.add_scalar("stability/delta_s", abs(s_train - s_test), global_step)
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epoch", epoch, global_step)
             eta = (args.total_timesteps - global_step) * elapsed / global_step / 60
@@ -557,14 +560,15 @@ if __name__ == "__main__":
                 script=SCRIPT, args=vars(args), learner=learner.state_dict(),
                 buffer=buffer.episodes(), buffer_next_index=buffer.next_index,
                 o_norm=vars(o_norm), g_norm=vars(g_norm), rng=rng, torch_rng=torch.get_rng_state(),
-                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo's: in subprocesses
+                envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo: subprocesses
                 global_step=global_step, epoch=epoch, epoch_cycles=epoch_cycles,
                 train_success=train_success, s_test=s_test, seconds=time.time() - start_time,
             ), f"{run_dir}/checkpoint.pt")
 
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        torch.save(dict(learner.state_dict(), o_norm=vars(o_norm), g_norm=vars(g_norm), args=vars(args)), model_path)
+        normalisers = dict(o_norm=vars(o_norm), g_norm=vars(g_norm))
+        torch.save(dict(learner.state_dict(), **normalisers, args=vars(args)), model_path)
         print(f"model saved to {model_path}")
     end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
     print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
