@@ -424,8 +424,7 @@ if __name__ == "__main__":
     fill_task_defaults(args)
     check_args(args)
     try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey,
-                             spawn=args.spawn)
+        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
         if args.capture_video:
             check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
     except GoalEnvError as error:
@@ -456,7 +455,7 @@ if __name__ == "__main__":
     obs_dim += goal_dim if task.observe_achieved_goal else 0
     act_dim = envs.single_action_space.shape[0]
     max_u = float(envs.single_action_space.high[0])
-    compute_reward = envs.compute_reward  # vectorised: scores a whole batch of goals in one call
+    compute_reward = envs.compute_reward
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip)
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip)
@@ -470,7 +469,7 @@ if __name__ == "__main__":
     s_test = float("nan")
     start_time = time.time()
     env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
-    if checkpoint:  # go on where the checkpoint was written
+    if checkpoint:
         learner.load_state_dict(checkpoint["learner"])
         vars(o_norm).update(checkpoint["o_norm"])
         vars(g_norm).update(checkpoint["g_norm"])
@@ -498,7 +497,7 @@ if __name__ == "__main__":
         return policy(False)(net_observation(obs, task)[None], obs["desired_goal"][None])[0]
 
     started = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
-    print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} steps", flush=True)
+    print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
     while global_step < args.total_timesteps and not ctrl_c:
         # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
         episodes = rollout(envs, policy(True), task, args.total_timesteps - global_step, env_seed)
@@ -536,13 +535,11 @@ if __name__ == "__main__":
             epoch_cycles = 0
             s_train = float(np.mean(train_success))
             train_success = []
-            tests = [rollout(envs, policy(explore=False), task, envs.num_envs * task.horizon)
-                     for _ in range(args.n_test_rollouts)]
+            tests = [rollout(envs, policy(False), task, envs.num_envs * task.horizon) for _ in range(args.n_test_rollouts)]
             s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
                 video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
-                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey,
-                              spawn=args.spawn)
+                play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey, spawn=args.spawn)
             elapsed = time.time() - start_time
             sps = int(global_step / elapsed)
             writer.add_scalar("charts/success_rate", s_train, global_step)
@@ -551,15 +548,14 @@ if __name__ == "__main__":
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/epoch", epoch, global_step)
             eta = (args.total_timesteps - global_step) * elapsed / global_step / 60
-            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  "
-                  f"train success {s_train:.3f}  test success {s_test:.3f}  time {elapsed:7.1f}s  "
-                  f"SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
+            print(f"epoch {epoch:>4}  step {global_step:>9}/{args.total_timesteps}  train success {s_train:.3f}  "
+                  f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
         checkpoint_due = args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0
         if ctrl_c or global_step >= args.total_timesteps or checkpoint_due:
             save_checkpoint(dict(
-                script=SCRIPT, args=vars(args), learner=learner.state_dict(),
-                buffer=buffer.episodes(), buffer_next_index=buffer.next_index,
-                o_norm=vars(o_norm), g_norm=vars(g_norm), rng=rng, torch_rng=torch.get_rng_state(),
+                script=SCRIPT, args=vars(args), learner=learner.state_dict(), buffer=buffer.episodes(),
+                buffer_next_index=buffer.next_index, o_norm=vars(o_norm), g_norm=vars(g_norm), rng=rng,
+                torch_rng=torch.get_rng_state(),
                 envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo: subprocesses
                 global_step=global_step, epoch=epoch, epoch_cycles=epoch_cycles,
                 train_success=train_success, s_test=s_test, seconds=time.time() - start_time,
@@ -567,8 +563,7 @@ if __name__ == "__main__":
 
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-        normalisers = dict(o_norm=vars(o_norm), g_norm=vars(g_norm))
-        torch.save(dict(learner.state_dict(), **normalisers, args=vars(args)), model_path)
+        torch.save(dict(learner.state_dict(), o_norm=vars(o_norm), g_norm=vars(g_norm), args=vars(args)), model_path)
         print(f"model saved to {model_path}")
     end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
     print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
