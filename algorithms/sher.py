@@ -146,6 +146,8 @@ def resume_run(args):
         refuse_resume(f"cannot read {path} ({type(error).__name__})")
     if not isinstance(checkpoint, dict) or checkpoint.get("script") != SCRIPT:
         refuse_resume(f"{path} is not a checkpoint of {SCRIPT}")
+    if set(checkpoint["args"]) != set(vars(args)):  # written by another version of this script
+        refuse_resume(f"{path} was written with other flags than this version of {SCRIPT} has")
     run_args = Args(**checkpoint["args"])
     args = tyro.cli(Args, default=dataclasses.replace(run_args, resume=args.resume))
     for name in vars(args):

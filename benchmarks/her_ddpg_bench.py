@@ -55,13 +55,13 @@ def bench_throughput(workdir: str, steps: int = 4000) -> None:
     spec.loader.exec_module(her_ddpg)
 
     rows, _ = run_script(["--env-id", "FetchPush-v4", "--seed", "1", "--total-timesteps", str(steps),
-                          "--n-cycles", "1000", "--n-test-rollouts", "0"], workdir)
+                          "--n-cycles", "1000", "--n-test-rollouts", "1"], workdir)
     train_sps = rows[-1][1] / rows[-1][4]
 
     args = her_ddpg.Args(env_id="FetchPush-v4")
     her_ddpg.fill_task_defaults(args)
-    envs = her_ddpg.make_env(args, args.num_envs)
-    T = her_ddpg.task_of(args, her_ddpg.make_env(args)).horizon
+    envs = her_ddpg.make_goal_env(args.env_id, args.num_envs, restart_finished=False)
+    T = her_ddpg.task_of(args, envs).horizon
     envs.action_space.seed(1)
     envs.reset(seed=1)
     start, taken = time.time(), 0
