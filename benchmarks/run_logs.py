@@ -89,8 +89,8 @@ def read_scalars(folder) -> dict:
     time between its attempts."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    if not list(Path(folder).glob("events.out.tfevents.*")):
-        return {}  # a run that logged nothing (its record is empty)
+    if Path(folder).is_dir() and not list(Path(folder).glob("events.out.tfevents.*")):
+        return {}  # a run that logged nothing (its record is empty); `folder` may also be one events file
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     events.Reload()
     start = events.FirstEventTimestamp()

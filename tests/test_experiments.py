@@ -726,7 +726,7 @@ def test_record_of_a_real_run_gives_the_report_of_its_event_file(workspace, tiny
             assert np.allclose(recorded[tag].seconds, logged[tag].seconds, rtol=0, atol=1e-6), tag
     monkeypatch.setattr(run_logs, "read_record", run_logs.read_scalars)
     assert report.report_text(e, workspace / "logs", workspace / "unused", draw=False) == from_records
-    assert "| rr | her | 2 |" in from_records and "Code: every run was made by code version" in from_records
+    assert "| rr | her | 2 |" in from_records and "code version" in from_records  # one, or two if the code changed
 
 
 # -- check: every committed table regenerates from the committed records -----------------------------------------
