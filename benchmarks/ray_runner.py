@@ -335,7 +335,7 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
     if address is not None and not dry_run:
         address = resolve_address(address)  # checked even when nothing is left to run: a typo is said at once
     code = code_snapshot()
-    note_other_code(folder, [run for run in runs if run not in todo], code_sha256(code))
+    note_other_code(folder, [run for run in runs if run not in todo], code_sha256(code), bool(todo))
     if dry_run:
         for run in todo:  # the --resume a run would get here (on a cluster, its node would know)
             workdir = Path(work_folder(folder, run, address))
@@ -357,7 +357,7 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
             (folder / ".work").rmdir()  # once no run has a work folder left
 
 
-def note_other_code(folder: Path, finished: list, current: str) -> None:
+def note_other_code(folder: Path, finished: list, current: str, topping_up: bool) -> None:
     """Says on stderr how many of the finished runs that `run` keeps were made by code other than `current` (the
     runs it starts use the current code; a report names the versions it pools)."""
     from run_logs import read_marker
@@ -370,8 +370,8 @@ def note_other_code(folder: Path, finished: list, current: str) -> None:
     if others:
         versions = ", ".join(f"{version} ({count})" for version, count in sorted(others.items()))
         print(f"note: {sum(others.values())} of the {len(finished)} finished runs kept were made by other code than "
-              f"this checkout's ({current[:8]}): {versions}; the runs to run use this checkout's code",
-              file=sys.stderr)
+              f"this checkout's ({current[:8]}): {versions}" + ("; the runs to run use this checkout's code" if
+                                                                 topping_up else ""), file=sys.stderr)
 
 
 def work_folder(folder: Path, run: Run, address: str | None) -> str:
