@@ -541,7 +541,7 @@ if __name__ == "__main__":
 
     started = f"resuming {run_dir} at step {global_step}" if checkpoint else f"run {run_dir}"
     print(f"{started} on {device}: {args.env_id}, budget {args.total_timesteps} env steps", flush=True)
-    while global_step < args.total_timesteps and not ctrl_c:
+    while global_step < args.total_timesteps:
         # ALGO LOGIC: a batch of episodes with exploration (HER Algorithm 1, lines 5-8)
         episodes = rollout(envs, policy(True), task, args.total_timesteps - global_step, env_seed)
         env_seed = None
@@ -603,6 +603,8 @@ if __name__ == "__main__":
                 global_step=global_step, epoch=epoch, epoch_cycles=epoch_cycles,
                 train_success=train_success, s_test=s_test, seconds=time.time() - start_time,
             ), f"{run_dir}/checkpoint.pt")
+        if ctrl_c:
+            break
 
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
