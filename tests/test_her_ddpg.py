@@ -154,15 +154,6 @@ def locate(batch, episodes):
     return found[:, 0], found[:, 1]
 
 
-def locate(batch, episodes):
-    """The (episode, step) each sampled transition came from, found by its o, u and o_next (unique rows here)."""
-    rows = {(episodes["o"][e, t].tobytes(), episodes["u"][e, t].tobytes(), episodes["o"][e, t + 1].tobytes()): (e, t)
-            for e, length in enumerate(episodes["length"]) for t in range(length)}
-    found = np.array([rows[o.tobytes(), u.tobytes(), o_next.tobytes()]
-                      for o, u, o_next in zip(batch["o"], batch["u"], batch["o_next"])])
-    return found[:, 0], found[:, 1]
-
-
 def test_rewards_equal_the_env_rewards_fetch():
     """FetchReach: real transitions get exactly the reward the env paid; relabelled ones the sparse
     -(|ag_{t+1} - g'| > 0.05) of the env's compute_reward; no done mask."""
