@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
@@ -22,10 +21,9 @@ from torch.utils.tensorboard import SummaryWriter
 from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
-RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
 
 
-@dataclass
+@dataclasses.dataclass
 class Args:
     exp_name: str = SCRIPT[: -len(".py")]
     """the name of this experiment"""
@@ -42,15 +40,15 @@ class Args:
     capture_video: bool = False
     """record one deterministic test episode per epoch to videos/{run_name}/"""
     checkpoint_every: int = 0
-    """also write runs/{run_name}/checkpoint.pt every this many epochs (0: at the end, on Ctrl-C)"""
+    """also checkpoint every this many epochs (0: only at the end and on Ctrl-C)"""
     resume: str = ""
-    """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
+    """a run folder to continue from its checkpoint (flags not given are the run's)"""
 
     # Environment
     env_id: str = "FetchReach-v4"
     """a goal env: Fetch*-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
     num_envs: Optional[int] = None
-    """parallel envs, one episode each per cycle (None: 16; FetchReach: 2)"""
+    """parallel envs, one episode each per cycle (None: 16 or 2)"""
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
     """PredatorPrey-v0 only: prey behaviour"""
     spawn: Literal["random", "apart"] = "random"
@@ -58,21 +56,21 @@ class Args:
 
     # Schedule (baselines her.py / config.py)
     total_timesteps: int = 10_000
-    """total training env steps of the experiment (the run stops exactly there)"""
+    """training env steps of the run (it stops exactly there)"""
     n_cycles: Optional[int] = None
-    """cycles per epoch: an episode per env, then n-batches updates (None: 50; FetchReach: 10)"""
+    """cycles per epoch, each an episode per env and n-batches updates (None: 50 or 10)"""
     n_batches: int = 40
     """gradient steps per cycle"""
     batch_size: Optional[int] = None
-    """transitions per gradient step (None: 2048 = 8 workers x 256; FetchReach: 256)"""
+    """transitions per gradient step (None: 2048 or 256)"""
     n_test_rollouts: int = 10
     """deterministic test episodes per env after each epoch"""
     buffer_size: int = 1_000_000
     """replay buffer capacity in transitions (whole episodes, first in first out)"""
     replay_k: int = 4
-    """HER `future` strategy: ratio k of relabelled to real goals (relabelled share 1 - 1/(1+k))"""
+    """HER `future` strategy: k relabelled goals per real one"""
     clip_obs: float = 200.0
-    """raw observations and goals are clipped to +-clip_obs before normalising"""
+    """observations and goals are clipped to +-clip_obs before normalising"""
     norm_eps: float = 0.01
     """minimum std of the running normalisers"""
     norm_clip: float = 5.0
@@ -115,7 +113,6 @@ def fill_task_defaults(args):
 
 
 def check_args(args):
-    """Values that would crash the run or mislead it silently: one line that names the flag."""
     positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
     at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
                   "n_test_rollouts", "hidden_size"]
@@ -137,8 +134,6 @@ def check_args(args):
 
 
 def resume_run(args):
-    """--resume: the run's checkpoint, and the run's flags with those typed now. A checkpoint that cannot be read
-    or is another script's, a typed flag that changes learning, or a budget already spent is refused."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
@@ -161,11 +156,10 @@ def resume_run(args):
 
 def refuse_resume(reason):
     print(f"error: --resume: {reason}", file=sys.stderr)
-    raise SystemExit(RESUME_REFUSED)
+    raise SystemExit(3)  # the experiment runner reads this status
 
 
-def save_checkpoint(checkpoint, path):
-    """Atomic: written beside, synced, renamed over the previous one, which a crash leaves whole."""
+def save_checkpoint(checkpoint, path):  # atomic: a crash leaves the previous one whole
     with open(f"{path}.tmp", "wb") as file:
         torch.save(checkpoint, file)
         file.flush()
@@ -173,20 +167,7 @@ def save_checkpoint(checkpoint, path):
     os.replace(f"{path}.tmp", path)
 
 
-def stop_on_ctrl_c():
-    """Ctrl-C ends the run after this cycle, with a checkpoint; a second Ctrl-C stops it at once."""
-    pressed = []
-
-    def handler(signum, frame):
-        pressed.append(signum)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        print("Ctrl-C: the run stops after this cycle (Ctrl-C again: at once)", flush=True)
-
-    signal.signal(signal.SIGINT, handler)
-    return pressed
-
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Task:
     horizon: int  # rows T of an episode: its most steps
     target_range: tuple  # critic targets are clipped to the range of possible returns
@@ -195,9 +176,8 @@ class Task:
 
 
 def task_of(args, envs):
-    """Fetch/Hand: rewards -1 or 0 until the time limit, so returns lie in [-1/(1-gamma), 0]
-    (baselines clip_return). Predator-Prey: +1 on capture, -1 on the time-out step, both terminal;
-    its observation (the prey velocity) lacks the predator's position: add the achieved goal."""
+    """Fetch/Hand: r in {-1, 0}, not terminal: returns in [-1/(1-gamma), 0] (baselines clip_return).
+    Predator-Prey: +-1 on the terminal step; its observation lacks the predator's position."""
     if args.env_id == "PredatorPrey-v0":
         return Task(envs.max_episode_steps + 1, (-1.0, 1.0), True, True)
     return Task(envs.max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
@@ -437,9 +417,15 @@ if __name__ == "__main__":
         raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= {batch_steps}")
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
-    ctrl_c = stop_on_ctrl_c()
+    ctrl_c = []  # Ctrl-C: stop after this cycle, with a checkpoint; a second one stops at once
+
+    def on_ctrl_c(signum, frame):
+        ctrl_c.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print("Ctrl-C: the run stops after this cycle (Ctrl-C again: at once)", flush=True)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
     run_dir = args.resume.rstrip("/") or f"runs/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_name = os.path.basename(run_dir)
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
@@ -457,19 +443,20 @@ if __name__ == "__main__":
     obs_dim += goal_dim if task.observe_achieved_goal else 0
     act_dim = envs.single_action_space.shape[0]
     max_u = float(envs.single_action_space.high[0])
-    compute_reward = envs.compute_reward
     future_p = 1.0 - 1.0 / (1.0 + args.replay_k)  # k = 4: 80% of the sampled goals are relabelled
     o_norm = Normalizer(obs_dim, args.norm_eps, args.norm_clip)
     g_norm = Normalizer(goal_dim, args.norm_eps, args.norm_clip)
     buffer = EpisodeBuffer(args.buffer_size, task.horizon, obs_dim, goal_dim, act_dim)
     learner = Learner(args, obs_dim + goal_dim, act_dim, max_u, task, device)
 
-    global_step = 0
-    epoch = 0
-    epoch_cycles = 0  # cycles done in the current epoch
-    train_success = []  # of the current epoch's training episodes
-    s_test = float("nan")
-    start_time = time.time()
+    loop = dict(global_step=0, epoch=0, epoch_cycles=0, train_success=[], s_test=np.nan, seconds=0)
+    loop.update(checkpoint or {})  # a resumed run goes on where its checkpoint left off
+    global_step = loop["global_step"]
+    epoch = loop["epoch"]
+    epoch_cycles = loop["epoch_cycles"]  # cycles done in the current epoch
+    train_success = loop["train_success"]  # of the current epoch's training episodes
+    s_test = loop["s_test"]
+    start_time = time.time() - loop["seconds"]  # SPS and the ETA count the earlier parts too
     env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
     if checkpoint:
         learner.load_state_dict(checkpoint["learner"])
@@ -479,12 +466,6 @@ if __name__ == "__main__":
         buffer.next_index = checkpoint["buffer_next_index"]
         torch.set_rng_state(checkpoint["torch_rng"])
         rng = checkpoint["rng"]
-        global_step = checkpoint["global_step"]
-        epoch = checkpoint["epoch"]
-        epoch_cycles = checkpoint["epoch_cycles"]
-        train_success = checkpoint["train_success"]
-        s_test = checkpoint["s_test"]
-        start_time -= checkpoint["seconds"]
         env_seed = None if checkpoint["envs"] else args.seed + global_step
 
     def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines _preprocess_og)
@@ -513,14 +494,14 @@ if __name__ == "__main__":
         # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new
         # episodes as they have transitions (baselines ddpg.py store_episode)
         buffer.store(episodes)
-        fresh = sample_her_transitions(episodes, steps, future_p, compute_reward, task, rng)
+        fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
         g_norm.update(np.clip(fresh["g"], -args.clip_obs, args.clip_obs))
 
         # ALGO LOGIC: n_batches updates on HER minibatches (HER Algorithm 1, lines 13-16)
         losses = []
         for _ in range(args.n_batches):
-            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, compute_reward, task, rng)
+            tr = sample_her_transitions(buffer.episodes(), args.batch_size, future_p, envs.compute_reward, task, rng)
             batch = {key: torch.as_tensor(tr[key], device=device) for key in ("u", "r", "done")}
             batch["x"] = preprocess(tr["o"], tr["g"])
             batch["x_next"] = preprocess(tr["o_next"], tr["g_next"])
@@ -540,7 +521,7 @@ if __name__ == "__main__":
             tests = [rollout(envs, policy(False), task, envs.num_envs * task.horizon) for _ in range(args.n_test_rollouts)]
             s_test = float(np.mean(np.concatenate([test["success"] for test in tests])))
             if args.capture_video:
-                video_path = f"videos/{run_name}/epoch_{epoch}.mp4"
+                video_path = f"videos/{os.path.basename(run_dir)}/epoch_{epoch}.mp4"
                 play_episodes(args.env_id, video_policy, 1, args.seed, video_path, prey=args.prey, spawn=args.spawn)
             elapsed = time.time() - start_time
             sps = int(global_step / elapsed)
