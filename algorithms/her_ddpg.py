@@ -3,6 +3,7 @@
 # Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 ("HER", Algorithm 1, Sec. 4.5)
 # and Plappert et al., "Multi-Goal Reinforcement Learning", arXiv 1802.09464.
 # Everything outside the LEARNER block is line for line algorithms/sher.py.
+import copy
 import dataclasses
 import os
 import signal
@@ -25,74 +26,44 @@ SCRIPT = os.path.basename(__file__)
 
 @dataclasses.dataclass
 class Args:
-    exp_name: str = SCRIPT[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = False
-    """if toggled, cuda is used"""
-    torch_threads: int = 1
-    """CPU threads of torch (1 leaves the other cores to the env subprocesses)"""
-    save_model: bool = False
-    """save the networks and the normalisers to runs/{run_name}/"""
-    capture_video: bool = False
-    """record one deterministic test episode per epoch to videos/{run_name}/"""
-    checkpoint_every: int = 0
-    """also checkpoint every this many epochs (0: only at the end and on Ctrl-C)"""
-    resume: str = ""
-    """a run folder to continue from its checkpoint (flags not given are the run's)"""
+    exp_name: str = SCRIPT[: -len(".py")]  # the name of this experiment
+    seed: int = 1  # seed of the experiment
+    torch_deterministic: bool = True  # if toggled, `torch.backends.cudnn.deterministic=True`
+    cuda: bool = False  # if toggled, cuda is used
+    torch_threads: int = 1  # torch's CPU threads (1 leaves the other cores to the env subprocesses)
+    save_model: bool = False  # save the networks and the normalisers to runs/{run_name}/
+    capture_video: bool = False  # record a test episode per epoch to videos/{run_name}/
+    checkpoint_every: int = 0  # checkpoint every N epochs too (0: only at the end and on Ctrl-C)
+    resume: str = ""  # a run folder to continue from its checkpoint (flags not given are the run's)
 
     # Environment
-    env_id: str = "FetchReach-v4"
-    """a goal env: Fetch*-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
-    num_envs: Optional[int] = None
-    """parallel envs, one episode each per cycle (None: 16 or 2)"""
+    env_id: str = "FetchReach-v4"  # Fetch*-v4, HandManipulate*, HandReach or PredatorPrey-v0
+    num_envs: Optional[int] = None  # parallel envs, one episode each per cycle (None: 16 or 2)
+    # PredatorPrey-v0 only: prey behaviour
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
-    """PredatorPrey-v0 only: prey behaviour"""
-    spawn: Literal["random", "apart"] = "random"
-    """PredatorPrey-v0 only: spawn mode"""
+    spawn: Literal["random", "apart"] = "random"  # PredatorPrey-v0 only: spawn mode
 
     # Schedule (baselines her.py / config.py)
-    total_timesteps: int = 10_000
-    """training env steps of the run (it stops exactly there)"""
-    n_cycles: Optional[int] = None
-    """cycles per epoch, each an episode per env and n-batches updates (None: 50 or 10)"""
-    n_batches: int = 40
-    """gradient steps per cycle"""
-    batch_size: Optional[int] = None
-    """transitions per gradient step (None: 2048 or 256)"""
-    n_test_rollouts: int = 10
-    """deterministic test episodes per env after each epoch"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity in transitions (whole episodes, first in first out)"""
-    replay_k: int = 4
-    """HER `future` strategy: k relabelled goals per real one"""
-    clip_obs: float = 200.0
-    """observations and goals are clipped to +-clip_obs before normalising"""
-    norm_eps: float = 0.01
-    """minimum std of the running normalisers"""
-    norm_clip: float = 5.0
-    """normalised inputs are clipped to +-norm_clip"""
+    total_timesteps: int = 10_000  # training env steps of the run (it stops exactly there)
+    n_cycles: Optional[int] = None  # cycles (episodes, then updates) per epoch (None: 50 or 10)
+    n_batches: int = 40  # gradient steps per cycle
+    batch_size: Optional[int] = None  # transitions per gradient step (None: 2048 or 256)
+    n_test_rollouts: int = 10  # deterministic test episodes per env after each epoch
+    buffer_size: int = 1_000_000  # replay capacity in transitions (whole episodes, FIFO)
+    replay_k: int = 4  # HER `future` strategy: k relabelled goals per real one
+    clip_obs: float = 200.0  # observations and goals are clipped to +-clip_obs before normalising
+    norm_eps: float = 0.01  # minimum std of the running normalisers
+    norm_clip: float = 5.0  # normalised inputs are clipped to +-norm_clip
 
     # Learner: DDPG (baselines config.py DEFAULT_PARAMS)
-    gamma: float = 0.98
-    """the discount factor gamma"""
-    hidden_size: int = 256
-    """width of the 3 hidden ReLU layers of the actor and of the critic"""
-    policy_lr: float = 1e-3
-    """Adam learning rate of the actor (baselines pi_lr)"""
-    q_lr: float = 1e-3
-    """Adam learning rate of the critic (baselines Q_lr)"""
-    polyak: float = 0.95
-    """target networks: target <- polyak * target + (1 - polyak) * main, once per cycle"""
-    action_l2: Optional[float] = None
-    """weight of the actor's (action / max_u)^2 penalty (None: 1.0; PredatorPrey: 0.02)"""
-    noise_eps: float = 0.2
-    """std of the Gaussian exploration noise, as a fraction of max_u"""
-    random_eps: float = 0.3
-    """probability of a uniform random action during training rollouts"""
+    gamma: float = 0.98  # the discount factor gamma
+    hidden_size: int = 256  # width of the 3 hidden ReLU layers of every network
+    policy_lr: float = 1e-3  # Adam learning rate of the actor (baselines pi_lr)
+    q_lr: float = 1e-3  # Adam learning rate of the critic (baselines Q_lr)
+    polyak: float = 0.95  # targets <- polyak * targets + (1 - polyak) * main, once per cycle
+    action_l2: Optional[float] = None  # (u / max_u)^2 penalty weight (None: 1; PredatorPrey: 0.02)
+    noise_eps: float = 0.2  # std of the Gaussian exploration noise, as a fraction of max_u
+    random_eps: float = 0.3  # probability of a uniform random action during training rollouts
 
 
 # A flag left at None takes its task's value (baselines config.py DEFAULT_ENV_PARAMS)
@@ -119,15 +90,13 @@ def check_args(args):
     rules = [(name, getattr(args, name) > 0, "> 0") for name in positive]
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
-    rules += [
-        ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-        ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
-        ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
-        ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
-        ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
-        ("action_l2", args.action_l2 >= 0, ">= 0"),
-        ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]"),
-    ]
+    rules += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
+              ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+              ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no GPU"),
+              ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
+              ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
+              ("action_l2", args.action_l2 >= 0, ">= 0"),
+              ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]")]
     for name, valid, rule in rules:
         if not valid:
             raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
@@ -210,9 +179,8 @@ class Normalizer:
         self.std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(self.mean)))
 
     def normalize(self, values):
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=values.device)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=values.device)
-        return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
+        normalized = (values - values.new_tensor(self.mean)) / values.new_tensor(self.std)
+        return torch.clamp(normalized, -self.clip_range, self.clip_range)
 
 
 def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1
@@ -221,9 +189,8 @@ def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T,
                 u=np.zeros((n, T, act_dim), np.float32), length=np.zeros(n, np.int64))
 
 
-# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): an episode
-# uniformly, a step t uniformly within its length (Predator-Prey episodes end early), and with
-# probability future_p the goal achieved at a step drawn uniformly from t+1 .. length
+# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): t uniform within
+# its episode (Predator-Prey's end early); with prob. future_p, the goal achieved at t+1 .. length
 def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task, rng):
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
@@ -239,8 +206,7 @@ def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task,
                 o_next=episodes["o"][ep, t + 1], g_next=g_next)
 
 
-# ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
-# episodes are overwritten (baselines overwrote random ones)
+# ALGO LOGIC: whole-episode replay (baselines replay_buffer.py), oldest overwritten (theirs: random)
 class EpisodeBuffer:
     def __init__(self, size_in_transitions, T, obs_dim, goal_dim, act_dim):
         self.size = size_in_transitions // T
@@ -259,8 +225,7 @@ class EpisodeBuffer:
         return {key: array[: self.n_stored] for key, array in self.data.items()}
 
 
-# ALGO LOGIC: one episode per env from reset (baselines rollout.py generate_rollouts): the episodes
-# of length >= 1 with their success and return; `max_steps` cuts the batch at that many steps
+# ALGO LOGIC: an episode per env from reset (baselines rollout.py); `max_steps` cuts the batch
 def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
@@ -329,18 +294,15 @@ def critic_target(r, next_value, done, gamma, target_range):
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
-class Learner:  # actor, critic, their targets and optimisers: the interface shared with sher.py
+class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner has this interface
     def __init__(self, args, in_size, act_dim, max_u, task, device):
         self.args = args
         self.max_u = max_u
         self.target_range = task.target_range
-        self.act_dim = act_dim
         self.actor = Actor(in_size, act_dim, args.hidden_size, max_u).to(device)
         self.qf = QNetwork(in_size, act_dim, args.hidden_size, max_u).to(device)
-        self.target_actor = Actor(in_size, act_dim, args.hidden_size, max_u).to(device)
-        self.target_qf = QNetwork(in_size, act_dim, args.hidden_size, max_u).to(device)
-        self.target_actor.load_state_dict(self.actor.state_dict())
-        self.target_qf.load_state_dict(self.qf.state_dict())
+        self.target_actor = copy.deepcopy(self.actor)
+        self.target_qf = copy.deepcopy(self.qf)
         self.actor_optimizer = optim.Adam(self.actor.parameters(), lr=args.policy_lr)
         self.q_optimizer = optim.Adam(self.qf.parameters(), lr=args.q_lr)
 
@@ -400,9 +362,7 @@ class Learner:  # actor, critic, their targets and optimisers: the interface sha
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    checkpoint = None
-    if args.resume:
-        args, checkpoint = resume_run(args)
+    args, checkpoint = resume_run(args) if args.resume else (args, None)
     fill_task_defaults(args)
     check_args(args)
     try:
@@ -457,7 +417,8 @@ if __name__ == "__main__":
     train_success = loop["train_success"]  # of the current epoch's training episodes
     s_test = loop["s_test"]
     start_time = time.time() - loop["seconds"]  # SPS and the ETA count the earlier parts too
-    env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
+    # only the first reset is seeded; the envs' generators carry on (Predator-Prey's: pickled)
+    env_seed = None if checkpoint and checkpoint["envs"] else args.seed + global_step
     if checkpoint:
         learner.load_state_dict(checkpoint["learner"])
         vars(o_norm).update(checkpoint["o_norm"])
@@ -466,7 +427,6 @@ if __name__ == "__main__":
         buffer.next_index = checkpoint["buffer_next_index"]
         torch.set_rng_state(checkpoint["torch_rng"])
         rng = checkpoint["rng"]
-        env_seed = None if checkpoint["envs"] else args.seed + global_step
 
     def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines _preprocess_og)
         o = torch.as_tensor(np.clip(o, -args.clip_obs, args.clip_obs), dtype=torch.float32)
@@ -491,8 +451,7 @@ if __name__ == "__main__":
         writer.add_scalar("charts/episodic_return", episodes["return"].mean(), global_step)
         writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
 
-        # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new
-        # episodes as they have transitions (baselines ddpg.py store_episode)
+        # ALGO LOGIC: normalisers from HER samples of the new episodes (baselines store_episode)
         buffer.store(episodes)
         fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
@@ -512,8 +471,7 @@ if __name__ == "__main__":
 
         epoch_cycles += 1
         if epoch_cycles >= args.n_cycles or global_step >= args.total_timesteps:
-            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py: on envs
-            # of their own; here the training envs, half the subprocesses); delta_s: SHER's Table 1
+            # ALGO LOGIC: deterministic test episodes, on the training envs; delta_s: SHER's Table 1
             epoch += 1
             epoch_cycles = 0
             s_train = float(np.mean(train_success))

@@ -27,74 +27,44 @@ SCRIPT = os.path.basename(__file__)
 
 @dataclasses.dataclass
 class Args:
-    exp_name: str = SCRIPT[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = False
-    """if toggled, cuda is used"""
-    torch_threads: int = 1
-    """CPU threads of torch (1 leaves the other cores to the env subprocesses)"""
-    save_model: bool = False
-    """save the networks and the normalisers to runs/{run_name}/"""
-    capture_video: bool = False
-    """record one deterministic test episode per epoch to videos/{run_name}/"""
-    checkpoint_every: int = 0
-    """also checkpoint every this many epochs (0: only at the end and on Ctrl-C)"""
-    resume: str = ""
-    """a run folder to continue from its checkpoint (flags not given are the run's)"""
+    exp_name: str = SCRIPT[: -len(".py")]  # the name of this experiment
+    seed: int = 1  # seed of the experiment
+    torch_deterministic: bool = True  # if toggled, `torch.backends.cudnn.deterministic=True`
+    cuda: bool = False  # if toggled, cuda is used
+    torch_threads: int = 1  # torch's CPU threads (1 leaves the other cores to the env subprocesses)
+    save_model: bool = False  # save the networks and the normalisers to runs/{run_name}/
+    capture_video: bool = False  # record a test episode per epoch to videos/{run_name}/
+    checkpoint_every: int = 0  # checkpoint every N epochs too (0: only at the end and on Ctrl-C)
+    resume: str = ""  # a run folder to continue from its checkpoint (flags not given are the run's)
 
     # Environment
-    env_id: str = "FetchReach-v4"
-    """a goal env: Fetch*-v4, HandManipulate*, HandReach, PredatorPrey-v0"""
-    num_envs: Optional[int] = None
-    """parallel envs, one episode each per cycle (None: 16 or 2)"""
+    env_id: str = "FetchReach-v4"  # Fetch*-v4, HandManipulate*, HandReach or PredatorPrey-v0
+    num_envs: Optional[int] = None  # parallel envs, one episode each per cycle (None: 16 or 2)
+    # PredatorPrey-v0 only: prey behaviour
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
-    """PredatorPrey-v0 only: prey behaviour"""
-    spawn: Literal["random", "apart"] = "random"
-    """PredatorPrey-v0 only: spawn mode"""
+    spawn: Literal["random", "apart"] = "random"  # PredatorPrey-v0 only: spawn mode
 
     # Schedule (baselines her.py / config.py)
-    total_timesteps: int = 10_000
-    """training env steps of the run (it stops exactly there)"""
-    n_cycles: Optional[int] = None
-    """cycles per epoch, each an episode per env and n-batches updates (None: 50 or 10)"""
-    n_batches: int = 40
-    """gradient steps per cycle"""
-    batch_size: Optional[int] = None
-    """transitions per gradient step (None: 2048 or 256)"""
-    n_test_rollouts: int = 10
-    """deterministic test episodes per env after each epoch"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity in transitions (whole episodes, first in first out)"""
-    replay_k: int = 4
-    """HER `future` strategy: k relabelled goals per real one"""
-    clip_obs: float = 200.0
-    """observations and goals are clipped to +-clip_obs before normalising"""
-    norm_eps: float = 0.01
-    """minimum std of the running normalisers"""
-    norm_clip: float = 5.0
-    """normalised inputs are clipped to +-norm_clip"""
+    total_timesteps: int = 10_000  # training env steps of the run (it stops exactly there)
+    n_cycles: Optional[int] = None  # cycles (episodes, then updates) per epoch (None: 50 or 10)
+    n_batches: int = 40  # gradient steps per cycle
+    batch_size: Optional[int] = None  # transitions per gradient step (None: 2048 or 256)
+    n_test_rollouts: int = 10  # deterministic test episodes per env after each epoch
+    buffer_size: int = 1_000_000  # replay capacity in transitions (whole episodes, FIFO)
+    replay_k: int = 4  # HER `future` strategy: k relabelled goals per real one
+    clip_obs: float = 200.0  # observations and goals are clipped to +-clip_obs before normalising
+    norm_eps: float = 0.01  # minimum std of the running normalisers
+    norm_clip: float = 5.0  # normalised inputs are clipped to +-norm_clip
 
-    # Learner: SAC with a V network (SHER Algorithm 1); no action L2 (the released sac.py commented
-    # it out), no noise; the rest as her_ddpg.py, to compare learners only (the released code: gamma
-    # 0.99, pi_lr 3e-4)
-    gamma: float = 0.98
-    """the discount factor gamma"""
-    hidden_size: int = 256
-    """width of the 3 hidden ReLU layers of the actor and of the critic"""
-    policy_lr: float = 1e-3
-    """Adam learning rate of the actor (baselines pi_lr)"""
-    q_lr: float = 1e-3
-    """Adam learning rate of the twin Q and V networks, and of log alpha with --autotune"""
-    polyak: float = 0.95
-    """target V network: target <- polyak * target + (1 - polyak) * main, once per cycle"""
-    alpha: float = 0.05
-    """temperature (the paper's best on FetchSlide, Sec. 5.4; the released code: 0.03)"""
-    autotune: bool = False
-    """learn log alpha toward the target entropy -|A|, from --alpha (CleanRL's SAC)"""
+    # Learner: SAC with a V network (SHER Algorithm 1); no action L2 (commented out in the released
+    # sac.py), no noise; else as her_ddpg.py, to compare learners (released: gamma 0.99, pi_lr 3e-4)
+    gamma: float = 0.98  # the discount factor gamma
+    hidden_size: int = 256  # width of the 3 hidden ReLU layers of every network
+    policy_lr: float = 1e-3  # Adam learning rate of the actor (baselines pi_lr)
+    q_lr: float = 1e-3  # Adam learning rate of twin Q, V, and of log alpha with --autotune
+    polyak: float = 0.95  # target V <- polyak * target V + (1 - polyak) * V, once per cycle
+    alpha: float = 0.05  # temperature (SHER Sec. 5.4's best on FetchSlide; released code: 0.03)
+    autotune: bool = False  # tune alpha from --alpha toward the target entropy -|A| (CleanRL's SAC)
 
 # A flag left at None takes its task's value (baselines config.py DEFAULT_ENV_PARAMS)
 TASK_DEFAULTS = {
@@ -120,14 +90,12 @@ def check_args(args):
     rules = [(name, getattr(args, name) > 0, "> 0") for name in positive]
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
-    rules += [
-        ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-        ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
-        ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
-        ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
-        ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
-        ("alpha", args.alpha > 0, "> 0"),
-    ]
+    rules += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
+              ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+              ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no GPU"),
+              ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
+              ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
+              ("alpha", args.alpha > 0, "> 0")]
     for name, valid, rule in rules:
         if not valid:
             raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
@@ -210,9 +178,8 @@ class Normalizer:
         self.std = np.sqrt(np.maximum(self.eps**2, self.sumsq / self.count - np.square(self.mean)))
 
     def normalize(self, values):
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=values.device)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=values.device)
-        return torch.clamp((values - mean) / std, -self.clip_range, self.clip_range)
+        normalized = (values - values.new_tensor(self.mean)) / values.new_tensor(self.std)
+        return torch.clamp(normalized, -self.clip_range, self.clip_range)
 
 
 def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T, u at 0..T-1
@@ -221,9 +188,8 @@ def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T,
                 u=np.zeros((n, T, act_dim), np.float32), length=np.zeros(n, np.int64))
 
 
-# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): an episode
-# uniformly, a step t uniformly within its length (Predator-Prey episodes end early), and with
-# probability future_p the goal achieved at a step drawn uniformly from t+1 .. length
+# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): t uniform within
+# its episode (Predator-Prey's end early); with prob. future_p, the goal achieved at t+1 .. length
 def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task, rng):
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
@@ -239,8 +205,7 @@ def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task,
                 o_next=episodes["o"][ep, t + 1], g_next=g_next)
 
 
-# ALGO LOGIC: replay buffer of whole episodes (baselines replay_buffer.py); once full, the oldest
-# episodes are overwritten (baselines overwrote random ones)
+# ALGO LOGIC: whole-episode replay (baselines replay_buffer.py), oldest overwritten (theirs: random)
 class EpisodeBuffer:
     def __init__(self, size_in_transitions, T, obs_dim, goal_dim, act_dim):
         self.size = size_in_transitions // T
@@ -259,8 +224,7 @@ class EpisodeBuffer:
         return {key: array[: self.n_stored] for key, array in self.data.items()}
 
 
-# ALGO LOGIC: one episode per env from reset (baselines rollout.py generate_rollouts): the episodes
-# of length >= 1 with their success and return; `max_steps` cuts the batch at that many steps
+# ALGO LOGIC: an episode per env from reset (baselines rollout.py); `max_steps` cuts the batch
 def rollout(envs, policy, task, max_steps, seed=None):
     obs, _ = envs.reset(seed=seed)
     o = net_observation(obs, task)
@@ -326,10 +290,8 @@ class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (ba
 
 
 def squashed_gaussian(mean, log_std, noise, max_u):
-    """(u, log pi(u|s, g)) for u = max_u tanh(z), z = mean + std * noise (eq. (16)'s f_phi(eps; s, g)).
-    Change of variables: log pi(u) = sum_i log N(z_i; mean_i, std_i) - log(max_u (1 - tanh^2 z_i)),
-    with log(1 - tanh^2 z) = 2 (log 2 - z - softplus(-2z)): exact, and finite where tanh rounds to 1
-    (CleanRL adds 1e-6 inside the log)."""
+    """(u, log pi(u|s, g)), u = max_u tanh(mean + std * noise) (eq. (16)); log(1 - tanh^2 z) as
+    2 (log 2 - z - softplus(-2z)): exact, and finite where tanh rounds to 1 (CleanRL adds 1e-6)"""
     z = mean + log_std.exp() * noise
     log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
                 - 2.0 * (math.log(2.0) - z - F.softplus(-2.0 * z)) - math.log(max_u))
@@ -337,8 +299,7 @@ def squashed_gaussian(mean, log_std, noise, max_u):
 
 
 def critic_target(r, next_value, done, gamma, target_range):
-    """y_q = clip(r + gamma (1 - done) V_targ(s', g)): Algorithm 1 line 22, eq. (10), clipped as in
-    her_ddpg.py (so did the released sac.py)"""
+    """y_q = r + gamma (1 - d) V_targ(s', g) (Algorithm 1 line 22), clipped as in her_ddpg.py"""
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
@@ -372,8 +333,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
         return squashed_gaussian(mean, log_std, noise, self.max_u)[0].cpu().numpy()
 
     def losses(self, b, noise):
-        """Algorithm 1 lines 22-23; `noise` ~ N(0, I) draws one a~ ~ pi(.|s, g) per transition, for y_v
-        and for the policy loss alike (as the released code)."""
+        """Algorithm 1 lines 22-23; one a~ per transition for y_v and the pi-loss, as released"""
         alpha = self.log_alpha.detach().exp()
         u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # a~ (eq. (16))
         q1_pi = self.qf1(b["x"], u_pi)
@@ -390,8 +350,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
             qf_loss=F.mse_loss(q1, y_q) + F.mse_loss(q2, y_q),
             # line 23: V-loss mean (V(s, g) - y_v)^2, gradient eq. (15)
             vf_loss=F.mse_loss(self.vf(b["x"]).squeeze(-1), y_v),
-            # line 23: pi-loss mean alpha log pi(a~|s, g) - Q_1(s, a~, g), gradient eq. (16) (the
-            # released sac.py; CleanRL's SAC takes min_i Q_i)
+            # line 23: pi-loss, gradient eq. (16), on Q_1 as the released sac.py (CleanRL: min Q_i)
             actor_loss=(alpha * log_pi - q1_pi).mean(),
             # --autotune: alpha grows while the entropy -log pi is below the target, else shrinks
             alpha_loss=-(self.log_alpha.exp() * (log_pi.detach() + self.target_entropy)).mean(),
@@ -417,8 +376,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
 
     @torch.no_grad()
     def update_target(self):
-        """V_targ <- polyak V_targ + (1 - polyak) V (Algorithm 1 line 24), once per cycle as her_ddpg.py
-        (as the released code; Algorithm 1 does it after every minibatch)"""
+        """Algorithm 1 line 24, once per cycle as the released code (Algorithm 1: per minibatch)"""
         for param, target_param in zip(self.vf.parameters(), self.target_vf.parameters()):
             target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
@@ -441,9 +399,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    checkpoint = None
-    if args.resume:
-        args, checkpoint = resume_run(args)
+    args, checkpoint = resume_run(args) if args.resume else (args, None)
     fill_task_defaults(args)
     check_args(args)
     try:
@@ -498,7 +454,8 @@ if __name__ == "__main__":
     train_success = loop["train_success"]  # of the current epoch's training episodes
     s_test = loop["s_test"]
     start_time = time.time() - loop["seconds"]  # SPS and the ETA count the earlier parts too
-    env_seed = args.seed  # seeds the first reset only; the envs' own generators carry on
+    # only the first reset is seeded; the envs' generators carry on (Predator-Prey's: pickled)
+    env_seed = None if checkpoint and checkpoint["envs"] else args.seed + global_step
     if checkpoint:
         learner.load_state_dict(checkpoint["learner"])
         vars(o_norm).update(checkpoint["o_norm"])
@@ -507,7 +464,6 @@ if __name__ == "__main__":
         buffer.next_index = checkpoint["buffer_next_index"]
         torch.set_rng_state(checkpoint["torch_rng"])
         rng = checkpoint["rng"]
-        env_seed = None if checkpoint["envs"] else args.seed + global_step
 
     def preprocess(o, g):  # clip raw o, g, normalise, concatenate (baselines _preprocess_og)
         o = torch.as_tensor(np.clip(o, -args.clip_obs, args.clip_obs), dtype=torch.float32)
@@ -532,8 +488,7 @@ if __name__ == "__main__":
         writer.add_scalar("charts/episodic_return", episodes["return"].mean(), global_step)
         writer.add_scalar("charts/episodic_length", episodes["length"].mean(), global_step)
 
-        # ALGO LOGIC: store, then update the normalisers from as many HER samples of the new
-        # episodes as they have transitions (baselines ddpg.py store_episode)
+        # ALGO LOGIC: normalisers from HER samples of the new episodes (baselines store_episode)
         buffer.store(episodes)
         fresh = sample_her_transitions(episodes, steps, future_p, envs.compute_reward, task, rng)
         o_norm.update(np.clip(fresh["o"], -args.clip_obs, args.clip_obs))
@@ -553,8 +508,7 @@ if __name__ == "__main__":
 
         epoch_cycles += 1
         if epoch_cycles >= args.n_cycles or global_step >= args.total_timesteps:
-            # ALGO LOGIC: the epoch ends with deterministic test episodes (baselines her.py: on envs
-            # of their own; here the training envs, half the subprocesses); delta_s: SHER's Table 1
+            # ALGO LOGIC: deterministic test episodes, on the training envs; delta_s: SHER's Table 1
             epoch += 1
             epoch_cycles = 0
             s_train = float(np.mean(train_success))
