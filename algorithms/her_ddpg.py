@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
@@ -22,48 +23,79 @@ from torch.utils.tensorboard import SummaryWriter
 from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
+RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
 
 
-@dataclasses.dataclass
+@dataclass
 class Args:
-    exp_name: str = SCRIPT[: -len(".py")]  # the name of this experiment
-    seed: int = 1  # seed of the experiment
-    torch_deterministic: bool = True  # if toggled, `torch.backends.cudnn.deterministic=True`
-    cuda: bool = False  # if toggled, cuda is used
-    torch_threads: int = 1  # torch's CPU threads (1 leaves the other cores to the env subprocesses)
-    save_model: bool = False  # save the networks and the normalisers to runs/{run_name}/
-    capture_video: bool = False  # record a test episode per epoch to videos/{run_name}/
-    checkpoint_every: int = 0  # checkpoint every N epochs too (0: only at the end and on Ctrl-C)
-    resume: str = ""  # a run folder to continue from its checkpoint (flags not given are the run's)
+    exp_name: str = SCRIPT[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, cuda is used"""
+    torch_threads: int = 1
+    """torch's CPU threads (1 leaves the other cores to the env subprocesses)"""
+    save_model: bool = False
+    """save the networks and the normalisers to runs/{run_name}/"""
+    capture_video: bool = False
+    """record a test episode per epoch to videos/{run_name}/"""
+    checkpoint_every: int = 0
+    """checkpoint every N epochs too (0: only at the end and on Ctrl-C)"""
+    resume: str = ""
+    """a run folder to continue from its checkpoint (flags not given are the run's)"""
 
     # Environment
-    env_id: str = "FetchReach-v4"  # Fetch*-v4, HandManipulate*, HandReach or PredatorPrey-v0
-    num_envs: Optional[int] = None  # parallel envs, one episode each per cycle (None: 16 or 2)
-    # PredatorPrey-v0 only: prey behaviour
+    env_id: str = "FetchReach-v4"
+    """Fetch*-v4, HandManipulate*, HandReach or PredatorPrey-v0"""
+    num_envs: Optional[int] = None
+    """parallel envs, one episode each per cycle (None: 16 or 2)"""
     prey: Literal["static", "random", "attract", "repel", "straight_away", "random_direction"] = "random"
-    spawn: Literal["random", "apart"] = "random"  # PredatorPrey-v0 only: spawn mode
+    """PredatorPrey-v0 only: prey behaviour"""
+    spawn: Literal["random", "apart"] = "random"
+    """PredatorPrey-v0 only: spawn mode"""
 
     # Schedule (baselines her.py / config.py)
-    total_timesteps: int = 10_000  # training env steps of the run (it stops exactly there)
-    n_cycles: Optional[int] = None  # cycles (episodes, then updates) per epoch (None: 50 or 10)
-    n_batches: int = 40  # gradient steps per cycle
-    batch_size: Optional[int] = None  # transitions per gradient step (None: 2048 or 256)
-    n_test_rollouts: int = 10  # deterministic test episodes per env after each epoch
-    buffer_size: int = 1_000_000  # replay capacity in transitions (whole episodes, FIFO)
-    replay_k: int = 4  # HER `future` strategy: k relabelled goals per real one
-    clip_obs: float = 200.0  # observations and goals are clipped to +-clip_obs before normalising
-    norm_eps: float = 0.01  # minimum std of the running normalisers
-    norm_clip: float = 5.0  # normalised inputs are clipped to +-norm_clip
+    total_timesteps: int = 10_000
+    """training env steps of the run (it stops exactly there)"""
+    n_cycles: Optional[int] = None
+    """cycles (episodes, then updates) per epoch (None: 50 or 10)"""
+    n_batches: int = 40
+    """gradient steps per cycle"""
+    batch_size: Optional[int] = None
+    """transitions per gradient step (None: 2048 or 256)"""
+    n_test_rollouts: int = 10
+    """deterministic test episodes per env after each epoch"""
+    buffer_size: int = 1_000_000
+    """replay capacity in transitions (whole episodes, FIFO)"""
+    replay_k: int = 4
+    """HER `future` strategy: k relabelled goals per real one"""
+    clip_obs: float = 200.0
+    """observations and goals are clipped to +-clip_obs before normalising"""
+    norm_eps: float = 0.01
+    """minimum std of the running normalisers"""
+    norm_clip: float = 5.0
+    """normalised inputs are clipped to +-norm_clip"""
 
     # Learner: DDPG (baselines config.py DEFAULT_PARAMS)
-    gamma: float = 0.98  # the discount factor gamma
-    hidden_size: int = 256  # width of the 3 hidden ReLU layers of every network
-    policy_lr: float = 1e-3  # Adam learning rate of the actor (baselines pi_lr)
-    q_lr: float = 1e-3  # Adam learning rate of the critic (baselines Q_lr)
-    polyak: float = 0.95  # targets <- polyak * targets + (1 - polyak) * main, once per cycle
-    action_l2: Optional[float] = None  # (u / max_u)^2 penalty weight (None: 1; PredatorPrey: 0.02)
-    noise_eps: float = 0.2  # std of the Gaussian exploration noise, as a fraction of max_u
-    random_eps: float = 0.3  # probability of a uniform random action during training rollouts
+    gamma: float = 0.98
+    """the discount factor gamma"""
+    hidden_size: int = 256
+    """width of the 3 hidden ReLU layers of every network"""
+    policy_lr: float = 1e-3
+    """Adam learning rate of the actor (baselines pi_lr)"""
+    q_lr: float = 1e-3
+    """Adam learning rate of the critic (baselines Q_lr)"""
+    polyak: float = 0.95
+    """targets <- polyak * targets + (1 - polyak) * main, once per cycle"""
+    action_l2: Optional[float] = None
+    """(u / max_u)^2 penalty weight (None: 1; PredatorPrey: 0.02)"""
+    noise_eps: float = 0.2
+    """std of the Gaussian exploration noise, as a fraction of max_u"""
+    random_eps: float = 0.3
+    """probability of a uniform random action during training rollouts"""
 
 
 # A flag left at None takes its task's value (baselines config.py DEFAULT_ENV_PARAMS)
@@ -125,14 +157,11 @@ def resume_run(args):
 
 def refuse_resume(reason):
     print(f"error: --resume: {reason}", file=sys.stderr)
-    raise SystemExit(3)  # the experiment runner reads this status
+    raise SystemExit(RESUME_REFUSED)
 
 
-def save_checkpoint(checkpoint, path):  # atomic: a crash leaves the previous one whole
-    with open(f"{path}.tmp", "wb") as file:
-        torch.save(checkpoint, file)
-        file.flush()
-        os.fsync(file.fileno())
+def save_checkpoint(checkpoint, path):  # beside, then renamed: a crash keeps the last one whole
+    torch.save(checkpoint, f"{path}.tmp")
     os.replace(f"{path}.tmp", path)
 
 

@@ -360,9 +360,14 @@ def test_resume_refusals_exit_3_with_one_line(tmp_path, monkeypatch):
     (run_dir,) = (tmp_path / "runs").iterdir()
     checkpoint = run_dir / "checkpoint.pt"
     good = checkpoint.read_bytes()
-    monkeypatch.setattr(her_ddpg.os, "fsync", lambda fd: 1 / 0)  # a crash while writing
+    def crash(state, path):  # a crash half-way through writing
+        open(path, "wb").write(good[:100])
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(her_ddpg.torch, "save", crash)
     with pytest.raises(ZeroDivisionError):
         her_ddpg.save_checkpoint({"script": "her_ddpg.py"}, str(checkpoint))
+    monkeypatch.undo()
     assert checkpoint.read_bytes() == good
     refusals = [("her_ddpg", ["--gamma", "0.9"], "the run has --gamma 0.98"),
                 ("her_ddpg", ["--env-id", "FetchReach-v4"], "the run has --env-id PredatorPrey-v0"),
