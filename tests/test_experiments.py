@@ -136,7 +136,7 @@ def test_list_shows_every_experiment_with_its_run_count_and_figure():
                 **{name: methods * conditions * seeds for name, (methods, conditions, seeds) in PAPER_GRIDS.items()}}
     for name, count in expected.items():
         assert f" {count} runs " in lines[name] and "Fig" in lines[name], lines[name]
-    assert re.search(r" 150,000 steps +~0.45 h ", lines["ppo-her-fig2-fast"]), lines["ppo-her-fig2-fast"]
+    assert re.search(r" 150,000 steps +~0.9 h ", lines["ppo-her-fig2-fast"]), lines["ppo-her-fig2-fast"]
     assert all(re.search(r" [\d,]+ steps +~[\d.]+ h ", line) for line in lines.values())  # a budget and hours each
 
 
@@ -188,12 +188,12 @@ def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
 
 # -- the definitions of the papers' experiments -------------------------------------------------------------------
 PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' figures and the budget's cuts
-    "ppo-her-fig2-fast": (2, 12, 5),  # PPO, PPO-HER x 6 prey x 2 spawns
-    "ppo-her-lr-fast": (6, 1, 3),  # 3 learning rates x HER on / off
+    "ppo-her-fig2-fast": (2, 12, 10),  # PPO, PPO-HER x 6 prey x 2 spawns
+    "ppo-her-lr-fast": (6, 1, 5),  # 3 learning rates x HER on / off
     "ppo-her-strategy-fast": (12, 1, 3),  # 3 strategies x k = 1, 2, 4, 8
-    "ppo-her-radius-fast": (8, 1, 3),  # 4 radii x HER on / off
-    "ppo-her-box-fast": (10, 1, 3),  # 5 box sizes x HER on / off
-    "ppo-her-dims-fast": (10, 1, 3),  # 5 dimensions x HER on / off
+    "ppo-her-radius-fast": (8, 1, 5),  # 4 radii x HER on / off
+    "ppo-her-box-fast": (10, 1, 5),  # 5 box sizes x HER on / off
+    "ppo-her-dims-fast": (10, 1, 5),  # 5 dimensions x HER on / off
     "off-policy-predator-prey": (3, 4, 3),  # her_ddpg, sher, sher --autotune x the README's 4 conditions
     "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
     "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
