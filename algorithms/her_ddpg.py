@@ -1,7 +1,6 @@
 # docs and experiment results: docs/her_ddpg.md
-# DDPG + Hindsight Experience Replay as in OpenAI baselines' her/ ("baselines"), the code behind
-# Andrychowicz et al., "Hindsight Experience Replay", NeurIPS 2017 ("HER", Algorithm 1, Sec. 4.5)
-# and Plappert et al., "Multi-Goal Reinforcement Learning", arXiv 1802.09464.
+# DDPG + Hindsight Experience Replay as in OpenAI baselines' her/ ("baselines"), the code behind HER
+# (Andrychowicz et al., NeurIPS 2017: Algorithm 1, Sec. 4.5) and Plappert et al., arXiv 1802.09464.
 # Everything outside the LEARNER block is line for line algorithms/sher.py.
 import copy
 import dataclasses
@@ -20,7 +19,7 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
+from envs import make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -174,8 +173,6 @@ class Task:
 
 
 def task_of(args, envs):
-    """Fetch/Hand: r in {-1, 0}, not terminal: returns in [-1/(1-gamma), 0] (baselines clip_return).
-    Predator-Prey: +-1 on the terminal step; its observation lacks the predator's position."""
     if args.env_id == "PredatorPrey-v0":
         return Task(envs.max_episode_steps + 1, (-1.0, 1.0), True, True)
     return Task(envs.max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
@@ -187,8 +184,7 @@ def net_observation(obs, task):
     return obs["observation"]
 
 
-# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3):
-# std = sqrt(max(eps^2, E[x^2] - E[x]^2)) from running sums in float64; the output is clipped
+# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3)
 class Normalizer:
     def __init__(self, size, eps, clip_range):
         self.eps = eps
@@ -218,8 +214,7 @@ def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T,
                 u=np.zeros((n, T, act_dim), np.float32), length=np.zeros(n, np.int64))
 
 
-# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): t uniform within
-# its episode (Predator-Prey's end early); with prob. future_p, the goal achieved at t+1 .. length
+# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py)
 def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task, rng):
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
@@ -283,13 +278,11 @@ def rollout(envs, policy, task, max_steps, seed=None):
         ep["success"][alive] = infos["is_success"][alive]
         ep["return"][alive] += reward[alive]
         alive &= ~(terminated | truncated)
-    kept = ep["length"] > 0
-    return {key: array[kept] for key, array in ep.items()}
+    return {key: array[ep["length"] > 0] for key, array in ep.items()}
 
 
 # ================ LEARNER: DDPG (Lillicrap et al. 2016) as in baselines ddpg.py =================
 def mlp(in_size, hidden, out_size):
-    """3 hidden ReLU layers; Xavier-uniform weights and zero biases (baselines util.py nn)."""
     layers = [nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
               nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_size)]
     for layer in layers[::2]:
@@ -319,7 +312,6 @@ class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (ba
 
 
 def critic_target(r, next_value, done, gamma, target_range):
-    """y = clip(r + gamma (1 - done) Q'(s', pi'(s')), target_range) (baselines ddpg.py target_tf)"""
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
@@ -337,8 +329,6 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
 
     @torch.no_grad()
     def act(self, x, explore, rng):
-        """Tests: pi(x). Training: Gaussian noise, then a uniform random action with probability
-        random_eps (baselines ddpg.py get_actions; Plappert et al. 2018, Sec. 3)."""
         u = self.actor(x).cpu().numpy()
         if explore:
             noise = self.args.noise_eps * self.max_u * rng.standard_normal(u.shape)
@@ -348,7 +338,6 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
         return u.astype(np.float32)
 
     def update(self, b):
-        """One DDPG step (baselines ddpg.py _grads, _update): both losses, then both optimisers."""
         with torch.no_grad():
             q_next = self.target_qf(b["x_next"], self.target_actor(b["x_next"]))
             y = critic_target(b["r"], q_next, b["done"], self.args.gamma, self.target_range)
@@ -367,7 +356,6 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
 
     @torch.no_grad()
     def update_target(self):
-        """target <- polyak target + (1 - polyak) main, per cycle (baselines update_target_net)"""
         for net, target in ((self.actor, self.target_actor), (self.qf, self.target_qf)):
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
@@ -394,12 +382,8 @@ if __name__ == "__main__":
     args, checkpoint = resume_run(args) if args.resume else (args, None)
     fill_task_defaults(args)
     check_args(args)
-    try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
-        if args.capture_video:
-            check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
-    except GoalEnvError as error:
-        raise SystemExit(f"error: {error}")
+    envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False,
+                         capture_video=args.capture_video, prey=args.prey, spawn=args.spawn)
     task = task_of(args, envs)
     batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
     if args.buffer_size < batch_steps:

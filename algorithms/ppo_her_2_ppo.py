@@ -22,7 +22,7 @@ import tyro
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
+from envs import make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -39,15 +39,15 @@ class Args:
     cuda: bool = False
     """if toggled, train on the GPU"""
     save_model: bool = False
-    """save the agent to runs/{run_name}/ and report its success rate over `eval_episodes`"""
+    """save the agent to runs/{run_name}/ and evaluate it"""
     eval_episodes: int = 100
-    """episodes of the deterministic (mean-action) policy evaluated after training"""
+    """episodes of the mean-action policy evaluated after training"""
     capture_video: bool = False
-    """evaluate after training and record the evaluation episodes to videos/{run_name}/"""
+    """evaluate after training and record the episodes to videos/{run_name}/"""
     checkpoint_every: int = 0
-    """also write runs/{run_name}/checkpoint.pt every this many iterations (0: at the end and on Ctrl-C)"""
+    """checkpoint every N iterations too (0: only at the end and on Ctrl-C)"""
     resume: str = ""
-    """a run folder: continue that run from its checkpoint (flags not given are the run's)"""
+    """a run folder to continue from its checkpoint (flags not given are the run's)"""
 
     # Environment: PredatorPrey-v0 and its options, or a goal env such as FetchReach-v4
     env_id: str = "PredatorPrey-v0"
@@ -63,13 +63,13 @@ class Args:
     radius: float = 1.0
     """capture radius"""
     max_episode_steps: int = 20
-    """steps without capture before the failure step (-1) ends the episode"""
+    """steps before the failure step (-1) ends an episode"""
 
     # Algorithm: the paper's defaults
     total_timesteps: int = 300_000
     """total env steps of the experiment (rounded up to whole rollouts)"""
     stop_at_success: float = 1.1
-    """end the run once the success rate of the last 100 episodes reaches this (> 1: never)"""
+    """stop once the success rate of the last 100 episodes reaches this (> 1: never)"""
     learning_rate: float = 3e-4
     """the learning rate of the optimizer (Adam)"""
     num_envs: int = 1
@@ -101,11 +101,11 @@ class Args:
     target_kl: float = 0.05
     """stop the update epochs once the approximate KL exceeds this"""
     kl_stop_before_step: bool = False
-    """check a minibatch's KL before its step, against 1.5 x target_kl (stable-baselines3's rule)"""
+    """check a minibatch's KL before its step, against 1.5 x target_kl (the released code)"""
     hidden_size: int = 512
     """width of the 3 hidden tanh layers of the actor and of the critic"""
     init_logstd: float = 0.0
-    """initial log std of the Gaussian policy (the paper's Fetch runs: log 0.6 = -0.51)"""
+    """initial log std of the policy (the paper's Fetch runs: log 0.6 = -0.51)"""
     weight_decay: float = 0.0
     """Adam's weight decay (the paper's Fetch runs: 1e-2 to 1e-5)"""
 
@@ -125,8 +125,8 @@ RESUMABLE = ["total_timesteps", "stop_at_success", "checkpoint_every", "resume",
              "eval_episodes", "capture_video", "cuda"]
 
 
+# values that would crash the run or silently mislead it
 def check_args(args: Args) -> None:
-    """Values that would crash the run or silently mislead it: one line naming the flag."""
     one_rollout = args.num_envs * args.num_steps
     at_least_1 = ["num_envs", "num_steps", "eval_episodes", "minibatch_size", "update_epochs",
                   "hidden_size", "her_k"]
@@ -151,7 +151,6 @@ def check_args(args: Args) -> None:
 
 
 def resume_run(args: Args) -> tuple[Args, dict]:
-    """--resume: the run's checkpoint, and its flags with those typed now."""
     path = os.path.join(args.resume, "checkpoint.pt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # this script's file
@@ -177,19 +176,6 @@ def refuse_resume(reason: str) -> None:
     raise SystemExit(RESUME_REFUSED)
 
 
-def stop_on_ctrl_c() -> list:
-    """Ctrl-C ends the run after this iteration, with a checkpoint; a second one ends it at once."""
-    pressed = []
-
-    def handler(signum, frame):
-        pressed.append(signum)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        print("Ctrl-C: the run stops after this iteration (Ctrl-C again: at once)", flush=True)
-
-    signal.signal(signal.SIGINT, handler)
-    return pressed
-
-
 def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
@@ -205,11 +191,9 @@ def mlp(in_size, hidden, out_size, out_std):
     )
 
 
+# inputs scaled by Predator-Prey's bounds, or (Fetch: unbounded) by the running mean and std of
+# the real observations, clipped to +-5 (baselines' normaliser)
 class Agent(nn.Module):
-    """Separate actor and critic MLPs on [observation, achieved_goal, desired_goal], shifted and
-    scaled: Predator-Prey's inputs by their bounds; unbounded ones (Fetch) by the running mean and
-    std of the real observations, clipped to +-5 (baselines' normaliser)."""
-
     def __init__(self, obs_space, action_dim, hidden, init_logstd=0.0):
         super().__init__()
         keys = ("observation", "achieved_goal", "desired_goal")
@@ -284,8 +268,6 @@ def her_enabled(enabled: bool, recent_success: list, threshold: float) -> bool:
 # ALGO LOGIC: HER Algorithm 1's replay with additional goals, r' = r(s_t, a_t, g') for g' from the
 # strategy S (HER Sec. 4.5: final, episode, future), applied to each rollout before its PPO update
 def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng, terminal_rewards) -> dict:
-    """k relabelled copies of every episode fragment of a rollout (flat, env-major arrays).
-    Returns, per copied step: `index` (the real step), `goal`, `reward`, `terminal`, `copy_end`."""
     fragment_end = rollout["fragment_end"]
     n = len(fragment_end)
     ends = np.flatnonzero(fragment_end)
@@ -322,9 +304,9 @@ def relabel(rollout: dict, strategy: str, k: int, compute_reward, rng, terminal_
     return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
+# the copies as PPO data: log pi(a|s,g') and V(s,g') under the rollout policy, without
+# importance weights (as in the PPO-HER paper), and GAE per copy
 def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, args, device) -> dict:
-    """The copies as PPO data: g' as desired goal, log pi(a|s,g') and V(s,g') under the rollout
-    policy (no importance weights, as in the PPO-HER paper) and GAE per copy."""
     copy_obs = obs[copies["index"]].copy()
     copy_obs[:, -goal_dim:] = copies["goal"]
     # a copy's next state: the real one (at a time limit, the episode's last) under the same goal
@@ -345,8 +327,6 @@ def relabelled_batch(agent, obs, next_obs, actions, copies, goal_dim, args, devi
 # ALGO LOGIC: the PPO update: clipped surrogate L^CLIP (PPO paper, Eq. 7), value loss and entropy
 # bonus (Eq. 9); value clipping and per-minibatch advantage normalisation as baselines' ppo2
 def ppo_update(agent, optimizer, batch: dict, args: Args, device) -> dict:
-    """Epochs of minibatch steps, stopped once the approximate KL exceeds target_kl (the PPO-HER
-    paper's) or a gradient is not finite. Returns the losses of the last minibatch."""
     b = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
     b_inds = np.arange(len(b["obs"]))
     clipfracs = []
@@ -423,24 +403,24 @@ if __name__ == "__main__":
     task_options = dict(prey=args.prey, spawn=args.spawn, num_dims=args.num_dims,
                         grid_size=args.grid_size, radius=args.radius,
                         max_episode_steps=args.max_episode_steps)
-    try:
-        envs = make_goal_env(args.env_id, args.num_envs, **task_options)
-        if args.capture_video:
-            check_can_draw(args.env_id, **task_options)
-    except GoalEnvError as error:
-        raise SystemExit(f"error: {error}")
+    envs = make_goal_env(args.env_id, args.num_envs, capture_video=args.capture_video, **task_options)
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode
         envs = checkpoint["envs"]
     batch_size = args.num_envs * args.num_steps
     num_iterations = -(-args.total_timesteps // batch_size)  # whole rollouts: rounded up
-    ctrl_c = stop_on_ctrl_c()
+    ctrl_c = []  # Ctrl-C: stop after this iteration, with a checkpoint; a second one stops at once
+
+    def on_ctrl_c(signum, frame):
+        ctrl_c.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print("Ctrl-C: the run stops after this iteration (Ctrl-C again: at once)", flush=True)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.resume.rstrip("/") or f"runs/{run_name}"
     writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -449,8 +429,6 @@ if __name__ == "__main__":
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if args.cuda else "cpu")
     her_rng = np.random.default_rng(args.seed)
-    # the rewards that end an episode: Predator-Prey's capture (+1) and failure (-1); Fetch: none
-    terminal_rewards = (1.0, -1.0) if args.env_id == "PredatorPrey-v0" else ()
 
     obs_space = envs.single_observation_space
     action_dim = envs.single_action_space.shape[0]
@@ -563,7 +541,7 @@ if __name__ == "__main__":
                            episode_steps=env_major(episode_steps), reward=real_rewards,
                            terminal=real_terminal)
             copies = relabel(rollout, args.her_strategy, args.her_k, envs.compute_reward, her_rng,
-                             terminal_rewards)
+                             envs.terminal_rewards)
             relabelled = relabelled_batch(agent, batch["obs"], real_next_obs, batch["actions"],
                                           copies, goal_dim, args, device)
             batch = {key: np.concatenate([batch[key], relabelled[key]]) for key in batch}

@@ -21,7 +21,7 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import GoalEnvError, check_can_draw, make_goal_env, play_episodes
+from envs import make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -172,8 +172,6 @@ class Task:
 
 
 def task_of(args, envs):
-    """Fetch/Hand: r in {-1, 0}, not terminal: returns in [-1/(1-gamma), 0] (baselines clip_return).
-    Predator-Prey: +-1 on the terminal step; its observation lacks the predator's position."""
     if args.env_id == "PredatorPrey-v0":
         return Task(envs.max_episode_steps + 1, (-1.0, 1.0), True, True)
     return Task(envs.max_episode_steps, (-1.0 / (1.0 - args.gamma), 0.0), False, False)
@@ -185,8 +183,7 @@ def net_observation(obs, task):
     return obs["observation"]
 
 
-# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3):
-# std = sqrt(max(eps^2, E[x^2] - E[x]^2)) from running sums in float64; the output is clipped
+# ALGO LOGIC: running mean/std normaliser (baselines normalizer.py; Plappert et al. 2018, Sec. 3)
 class Normalizer:
     def __init__(self, size, eps, clip_range):
         self.eps = eps
@@ -216,8 +213,7 @@ def empty_episodes(n, T, obs_dim, goal_dim, act_dim):  # o, ag, g at steps 0..T,
                 u=np.zeros((n, T, act_dim), np.float32), length=np.zeros(n, np.int64))
 
 
-# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py): t uniform within
-# its episode (Predator-Prey's end early); with prob. future_p, the goal achieved at t+1 .. length
+# ALGO LOGIC: HER `future` relabelling (HER Sec. 4.5; baselines her_sampler.py)
 def sample_her_transitions(episodes, batch_size, future_p, compute_reward, task, rng):
     ep = rng.integers(0, len(episodes["length"]), batch_size)
     length = episodes["length"][ep]
@@ -281,13 +277,11 @@ def rollout(envs, policy, task, max_steps, seed=None):
         ep["success"][alive] = infos["is_success"][alive]
         ep["return"][alive] += reward[alive]
         alive &= ~(terminated | truncated)
-    kept = ep["length"] > 0
-    return {key: array[kept] for key, array in ep.items()}
+    return {key: array[ep["length"] > 0] for key, array in ep.items()}
 
 
 # ========= LEARNER: SAC with a V network (Haarnoja et al. 2018) as SHER Algorithm 1 =============
 def mlp(in_size, hidden, out_size):
-    """3 hidden ReLU layers; Xavier-uniform weights and zero biases (baselines util.py nn)."""
     layers = [nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
               nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_size)]
     for layer in layers[::2]:
@@ -296,13 +290,13 @@ def mlp(in_size, hidden, out_size):
     return nn.Sequential(*layers)
 
 
-class Actor(nn.Module):  # Gaussian policy: one MLP gives mean and log std (the released core.py: two)
+class Actor(nn.Module):  # Gaussian policy: one MLP gives mean and log std (released core.py: two)
     def __init__(self, in_size, act_dim, hidden, max_u):
         super().__init__()
         self.net = mlp(in_size, hidden, 2 * act_dim)
         self.max_u = max_u
 
-    def forward(self, x):  # log std squashed into [-5, 2] (CleanRL's SAC; the released code: [-20, 2])
+    def forward(self, x):  # log std squashed into [-5, 2] (CleanRL's SAC; released code: [-20, 2])
         mean, log_std = self.net(x).chunk(2, -1)
         return mean, -5.0 + 3.5 * (torch.tanh(log_std) + 1)
 
@@ -318,16 +312,14 @@ class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (ba
 
 
 def squashed_gaussian(mean, log_std, noise, max_u):
-    """(u, log pi(u|s, g)), u = max_u tanh(mean + std * noise) (eq. (16)); log(1 - tanh^2 z) as
-    2 (log 2 - z - softplus(-2z)): exact, and finite where tanh rounds to 1 (CleanRL adds 1e-6)"""
     z = mean + log_std.exp() * noise
+    # log(1 - tanh^2 z) as 2 (log 2 - z - softplus(-2z)): finite where tanh(z) rounds to 1
     log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
                 - 2.0 * (math.log(2.0) - z - F.softplus(-2.0 * z)) - math.log(max_u))
     return max_u * torch.tanh(z), log_prob.sum(-1)
 
 
 def critic_target(r, next_value, done, gamma, target_range):
-    """y_q = r + gamma (1 - d) V_targ(s', g) (Algorithm 1 line 22), clipped as in her_ddpg.py"""
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
@@ -353,15 +345,12 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
 
     @torch.no_grad()
     def act(self, x, explore, rng):
-        """Training: u ~ pi(.|s, g) (Algorithm 1 line 6), nothing added (the released code replaced 5%
-        of the actions by random ones, in tests too); tests: the mean action max_u tanh(mean)."""
         mean, log_std = self.actor(x)
         noise = rng.standard_normal(mean.shape) if explore else np.zeros(mean.shape)
         noise = torch.as_tensor(noise, dtype=mean.dtype, device=x.device)
         return squashed_gaussian(mean, log_std, noise, self.max_u)[0].cpu().numpy()
 
     def losses(self, b, noise):
-        """Algorithm 1 lines 22-23; one a~ per transition for y_v and the pi-loss, as released"""
         alpha = self.log_alpha.detach().exp()
         u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # a~ (eq. (16))
         q1_pi = self.qf1(b["x"], u_pi)
@@ -386,7 +375,6 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
             log_pi=log_pi.detach())
 
     def update(self, b):
-        """One SAC step (Algorithm 1 lines 20-23): all losses, then the optimisers step."""
         out = self.losses(b, torch.randn(len(b["x"]), self.act_dim, device=b["x"].device))
         self.q_optimizer.zero_grad()
         (out["qf_loss"] + out["vf_loss"]).backward()
@@ -404,7 +392,6 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
 
     @torch.no_grad()
     def update_target(self):
-        """Algorithm 1 line 24, once per cycle as the released code (Algorithm 1: per minibatch)"""
         for param, target_param in zip(self.vf.parameters(), self.target_vf.parameters()):
             target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 
@@ -430,12 +417,8 @@ if __name__ == "__main__":
     args, checkpoint = resume_run(args) if args.resume else (args, None)
     fill_task_defaults(args)
     check_args(args)
-    try:
-        envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False, prey=args.prey, spawn=args.spawn)
-        if args.capture_video:
-            check_can_draw(args.env_id, prey=args.prey, spawn=args.spawn)
-    except GoalEnvError as error:
-        raise SystemExit(f"error: {error}")
+    envs = make_goal_env(args.env_id, args.num_envs, restart_finished=False,
+                         capture_video=args.capture_video, prey=args.prey, spawn=args.spawn)
     task = task_of(args, envs)
     batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
     if args.buffer_size < batch_steps:

@@ -5,7 +5,7 @@ evaluation episodes that can also record them as MP4.
     successes = play_episodes("PredatorPrey-v0", policy, episodes=100, seed=2, video_path="videos/eval.mp4")
 
 Errors name the option as the scripts' flag (`--num-dims`, `--env-id`), because the scripts pass their flags
-straight through: a script prints the GoalEnvError's text and exits.
+straight through. A GoalEnvError is a SystemExit: uncaught, it ends the script with its one line and status 1.
 """
 
 import contextlib
@@ -33,21 +33,28 @@ PREDATOR_PREY_DEFAULTS = {
 }
 
 
-class GoalEnvError(ValueError):
-    """A goal task that cannot be built as asked; the text names the flag."""
+class GoalEnvError(SystemExit):
+    """A goal task that cannot be built as asked: "error: " and one line that names the flag."""
+
+    def __init__(self, message: str):
+        super().__init__(f"error: {message}")
 
 
 def flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
 
-def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, **options) -> gym.vector.VectorEnv:
-    """`num_envs` copies of a goal task stepped together, with the task's vectorised `compute_reward` and its
-    `max_episode_steps` as attributes. `options` are Predator-Prey's (prey, spawn, num_dims, ...).
+def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, capture_video: bool = False,
+                  **options) -> gym.vector.VectorEnv:
+    """`num_envs` copies of a goal task stepped together, with the task's vectorised `compute_reward`, its
+    `max_episode_steps` and its `terminal_rewards` (the rewards that end an episode) as attributes. `options` are
+    Predator-Prey's (prey, spawn, num_dims, ...). capture_video: first check that the task can draw here.
 
     restart_finished=True: an episode that ends restarts inside the step that ended it, its last observation in
     the info's `final_obs`. restart_finished=False: a finished env waits for the next reset (one episode per env
     from reset). The info always holds `is_success`, `episode_steps` and `episode_return` of the step."""
+    if capture_video:
+        check_can_draw(env_id, **options)
     if env_id == PREDATOR_PREY:
         autoreset_mode = "same_step" if restart_finished else "next_step"
         try:
@@ -56,7 +63,9 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, **o
         except ValueError as error:  # Predator-Prey's messages start with the option's name
             option, _, reason = str(error).partition(" ")
             raise GoalEnvError(f"{flag(option)} {reason}")
-        return GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, reset_finished=False)
+        envs = GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, reset_finished=False)
+        envs.terminal_rewards = (1.0, -1.0)  # capture and failure
+        return envs
     changed = [f"{flag(name)} {value}" for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
     if changed:
         raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
@@ -98,6 +107,7 @@ class GoalVectorEnv(gym.vector.VectorWrapper):
 
     episode_steps = 0
     episode_return = 0.0
+    terminal_rewards = ()  # Fetch and Hand: no reward ends an episode
 
     def __init__(self, envs, compute_reward, max_episode_steps: int, reset_finished: bool):
         super().__init__(envs)
