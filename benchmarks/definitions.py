@@ -205,8 +205,8 @@ EXPERIMENTS = [
                "random prey / random spawn, fast configuration, runs stop at 95% success",
         methods={f"{strategy}_k{k}": f"ppo_her --her-strategy {strategy} --her-k {k}"
                  for strategy in ("final", "future", "episode") for k in (1, 2, 4, 8)},
-        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, hours=0.25, seeds=3,
-        cut=random_random_cut(150_000)),
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, hours=0.4, seeds=5,
+        cut=random_random_cut(150_000, seeds=5)),
     with_and_without_her_fast(
         "ppo-her-radius-fast", "--radius", ["1", "0.5", "0.2", "0.1"], "radius", hours=0.25,
         figure="PPO-HER paper Fig. A2: capture radius 1 / 0.5 / 0.2 / 0.1, with and without HER, random prey / "
@@ -253,25 +253,26 @@ EXPERIMENTS = [
             "failure does not matter); 5 seeds, not 16; 150,000 env steps per run, not 1,000,000"),
     Experiment(
         name="meher-fig6-12-fast",
-        figure="MEHER paper Figs. 6-7: MEHER 0.6 with random and with targeted failures, PPO-HER-2-PPO, and PPO-HER "
-               "(from ppo-her-fig2-fast) on all 12 conditions, with the computation each spends; fast "
-               "configuration, runs stop at 95% success",
+        figure="MEHER paper Figs. 6-7: MEHER 0.6 with random and with targeted failures, PPO-HER-2-PPO and PPO-HER "
+               "on all 12 conditions, side by side, with the computation each spends; fast configuration, runs "
+               "stop at 95% success",
         methods={"meher0.6": "meher --s-ratio 0.6 --failure random",
-                 "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted", "ppo_her_2_ppo": "ppo_her_2_ppo"},
-        conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, hours=0.65, seeds=5,
-        compare=(("ppo-her-fig2-fast", "ppo_her", "ppo_her"),), analyses=("iteration_cost",),
+                 "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted", "ppo_her_2_ppo": "ppo_her_2_ppo",
+                 "ppo_her": "ppo_her"},
+        conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, hours=0.85, seeds=5,
+        analyses=("iteration_cost",),
         cut=f"5 seeds, not 16; 150,000 env steps per run, not 1,000,000; {PAPER_STOP}"),
     Experiment(
         name="ppo-her-2-ppo-threshold-fast",
         figure="MEHER paper, open question 2, on its Figs. 6-7 line of PPO-HER-2-PPO (HER off at 50% success): "
-               "HER off at 30% / 50% / 70% success, beside PPO-HER that never switches (from ppo-her-fig2-fast); "
-               "random prey and random_direction prey (where PPO-HER stalls), random spawn, fast configuration, "
-               "runs stop at 95% success",
-        methods=sweep("ppo_her_2_ppo", "--switch-threshold", ["0.3", "0.5", "0.7"], "switch"),
+               "HER off at 30% / 50% / 70% success, beside PPO-HER that never switches, side by side under the same "
+               "load; random prey and random_direction prey (where PPO-HER stalls), random spawn, fast "
+               "configuration, runs stop at 95% success",
+        methods={**sweep("ppo_her_2_ppo", "--switch-threshold", ["0.3", "0.5", "0.7"], "switch"),
+                 "ppo_her": "ppo_her"},
         conditions={c: TWELVE_CONDITIONS[c] for c in ("random-random", "random_direction-random")},
-        flags=FAST_STOPPING, budget=150_000, hours=0.1, seeds=3,
-        compare=(("ppo-her-fig2-fast", "ppo_her", "ppo_her"),), analyses=("iteration_cost",),
-        cut="the paper has no such figure (it is its open question 2); two conditions, 3 seeds"),
+        flags=FAST_STOPPING, budget=150_000, hours=0.2, seeds=5, analyses=("iteration_cost",),
+        cut="the paper has no such figure (it is its open question 2); two conditions, 5 seeds"),
     # The PPO scripts on the Fetch tasks (PPO-HER paper Fig. 5, the MEHER paper's first open question), with the
     # authors' Fetch options: initial policy standard deviation 0.6 and Adam weight decay (they tried 1e-2 to 1e-5)
     Experiment(

@@ -190,15 +190,15 @@ def test_run_id_is_readable_and_changes_with_the_flags_but_not_with_the_cpus():
 PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' figures and the budget's cuts
     "ppo-her-fig2-fast": (2, 12, 10),  # PPO, PPO-HER x 6 prey x 2 spawns
     "ppo-her-lr-fast": (6, 1, 5),  # 3 learning rates x HER on / off
-    "ppo-her-strategy-fast": (12, 1, 3),  # 3 strategies x k = 1, 2, 4, 8
+    "ppo-her-strategy-fast": (12, 1, 5),  # 3 strategies x k = 1, 2, 4, 8
     "ppo-her-radius-fast": (8, 1, 5),  # 4 radii x HER on / off
     "ppo-her-box-fast": (10, 1, 5),  # 5 box sizes x HER on / off
     "ppo-her-dims-fast": (10, 1, 5),  # 5 dimensions x HER on / off
     "off-policy-predator-prey": (3, 4, 3),  # her_ddpg, sher, sher --autotune x the README's 4 conditions
     "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
     "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
-    "meher-fig6-12-fast": (3, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO (PPO-HER borrowed)
-    "ppo-her-2-ppo-threshold-fast": (3, 2, 3),  # switch at 0.3, 0.5, 0.7; random and random_direction prey
+    "meher-fig6-12-fast": (4, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO, PPO-HER side by side
+    "ppo-her-2-ppo-threshold-fast": (4, 2, 5),  # switch at 0.3, 0.5, 0.7 and PPO-HER; random(_direction) prey
     "ppo-her-fetch-reach-weight-decay": (5, 1, 2),  # weight decay none, 1e-2, ..., 1e-5
     "ppo-fetch-reach": (4, 1, 3),  # PPO, PPO-HER, MEHER 0.6, PPO-HER-2-PPO
     "ppo-fetch-push": (3, 1, 2),  # PPO, PPO-HER, MEHER 0.6
