@@ -60,50 +60,57 @@ def iteration_parts(seed, iterations=10):
     """Median seconds per default iteration (one env x 2,048 steps, HER `final`, k = 1) spent in the rollout, the
     relabelling and the PPO update, each timed around the script's own functions, from a fresh agent as a run starts."""
     import torch
+    from envs import make_goal_env
     ppo_her = load_ppo_her()
     args = ppo_her.Args(seed=int(seed))
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    envs = ppo_her.make_env(args, args.num_envs)
-    agent = ppo_her.Agent(envs.single_observation_space, args.num_dims, args.hidden_size)
+    envs = make_goal_env(args.env_id, args.num_envs)
+    space = envs.single_observation_space
+    goal_dim = space["desired_goal"].shape[0]
+    agent = ppo_her.Agent(space, args.num_dims, args.hidden_size)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
     her_rng = np.random.default_rng(args.seed)
-    obs_dict, _ = envs.reset(seed=args.seed)
+    next_obs = ppo_her.flat_obs(envs.reset(seed=args.seed)[0])
     seconds = {"rollout": [], "relabel": [], "update": []}
     for _ in range(iterations):
         started = time.perf_counter()
         steps = {key: [] for key in ("obs", "actions", "logprobs", "values", "reward", "terminal", "episode_steps",
-                                     "next_achieved_goal")}
+                                     "next_obs")}
         for _ in range(args.num_steps):
-            obs = ppo_her.flat_obs(obs_dict)
+            obs = next_obs
             with torch.no_grad():
                 action, logprob, _, value = agent.get_action_and_value(torch.from_numpy(obs))
-            obs_dict, reward, terminations, _, infos = envs.step(action.numpy())
-            final_obs = infos["final_obs"] if "final_obs" in infos else obs_dict
-            for key, x in zip(steps, (obs, action.numpy(), logprob.numpy(), value.flatten().numpy(), reward,
-                                      terminations.astype(np.float32), infos["episode_steps"],
-                                      final_obs["achieved_goal"])):
+            next_obs, reward, terminations, _, infos = envs.step(action.numpy())
+            next_obs = ppo_her.flat_obs(next_obs)
+            step = dict(obs=obs, actions=action.numpy(), logprobs=logprob.numpy(), values=value.flatten().numpy(),
+                        reward=reward, terminal=terminations.astype(np.float32),
+                        episode_steps=infos["episode_steps"], next_obs=ppo_her.flat_obs(infos["final_obs"]))
+            for key, x in step.items():
                 steps[key].append(x)
         rollout = {key: np.concatenate(x) for key, x in steps.items()}  # one env: flat order is step order
         relabelling = time.perf_counter()
         with torch.no_grad():
-            last_value = agent.get_value(torch.from_numpy(ppo_her.flat_obs(obs_dict))).flatten().numpy()
+            last_value = agent.get_value(torch.from_numpy(next_obs)).flatten().numpy()
         next_values = np.append(rollout["values"][1:], last_value)
         rollout["fragment_end"] = rollout["terminal"] > 0
         rollout["fragment_end"][-1] = True
+        rollout["next_achieved_goal"] = rollout["next_obs"][:, -2 * goal_dim : -goal_dim]
         advantages = ppo_her.compute_gae(rollout["reward"], rollout["values"], next_values, rollout["terminal"],
                                          rollout["fragment_end"], args.gamma, args.gae_lambda)
         batch = dict(obs=rollout["obs"], actions=rollout["actions"], logprobs=rollout["logprobs"],
                      advantages=advantages, returns=advantages + rollout["values"], values=rollout["values"])
-        copies = ppo_her.relabel(rollout, args.her_strategy, args.her_k, envs.unwrapped.compute_reward, her_rng)
-        relabelled = ppo_her.relabelled_batch(agent, batch["obs"], batch["actions"], copies, args.num_dims,
-                                              args.gamma, args.gae_lambda, "cpu")
+        copies = ppo_her.relabel(rollout, args.her_strategy, args.her_k, envs.compute_reward, her_rng,
+                                 envs.terminal_rewards)
+        relabelled = ppo_her.relabelled_batch(agent, batch["obs"], rollout["next_obs"], batch["actions"], copies,
+                                              goal_dim, args, "cpu")
         batch = {key: np.concatenate([batch[key], relabelled[key]]) for key in batch}
         updating = time.perf_counter()
         ppo_her.ppo_update(agent, optimizer, batch, args, "cpu")
         seconds["rollout"].append(relabelling - started)
         seconds["relabel"].append(updating - relabelling)
         seconds["update"].append(time.perf_counter() - updating)
+    envs.close()
     return {part: float(np.median(x)) for part, x in seconds.items()}
 
 
