@@ -195,8 +195,8 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "ppo-her-box-fast": (10, 1, 5),  # 5 box sizes x HER on / off
     "ppo-her-dims-fast": (10, 1, 5),  # 5 dimensions x HER on / off
     "off-policy-predator-prey": (3, 4, 3),  # her_ddpg, sher, sher --autotune x the README's 4 conditions
-    "meher-sratio-12-fast": (6, 12, 5),  # S-ratio 0, 0.2, ..., 1
-    "meher-targeted-12-fast": (4, 12, 5),  # S-ratio 0.2, ..., 0.8, targeted
+    "meher-sratio-12-fast": (11, 12, 5),  # S-ratio 0, 0.1, ..., 1
+    "meher-targeted-12-fast": (10, 12, 5),  # S-ratio 0, 0.1, ..., 0.9, targeted
     "meher-fig6-12-fast": (4, 12, 5),  # MEHER 0.6 random, targeted, PPO-HER-2-PPO, PPO-HER side by side
     "ppo-her-2-ppo-threshold-fast": (4, 2, 5),  # switch at 0.3, 0.5, 0.7 and PPO-HER; random(_direction) prey
     "ppo-her-fetch-reach-weight-decay": (5, 1, 2),  # weight decay none, 1e-2, ..., 1e-5
