@@ -205,14 +205,14 @@ EXPERIMENTS = [
                "random prey / random spawn, fast configuration, runs stop at 95% success",
         methods={f"{strategy}_k{k}": f"ppo_her --her-strategy {strategy} --her-k {k}"
                  for strategy in ("final", "future", "episode") for k in (1, 2, 4, 8)},
-        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, hours=0.4, seeds=5,
+        conditions=RANDOM_RANDOM, flags=FAST_STOPPING, budget=150_000, hours=0.3, seeds=5,
         cut=random_random_cut(150_000, seeds=5)),
     with_and_without_her_fast(
-        "ppo-her-radius-fast", "--radius", ["1", "0.5", "0.2", "0.1"], "radius", hours=0.25,
+        "ppo-her-radius-fast", "--radius", ["1", "0.5", "0.2", "0.1"], "radius", hours=0.45,
         figure="PPO-HER paper Fig. A2: capture radius 1 / 0.5 / 0.2 / 0.1, with and without HER, random prey / "
                "random spawn, fast configuration, runs stop at 95% success"),
     with_and_without_her_fast(
-        "ppo-her-box-fast", "--grid-size", ["10", "20", "30", "40", "50"], "box", hours=0.33,
+        "ppo-her-box-fast", "--grid-size", ["10", "20", "30", "40", "50"], "box", hours=0.55,
         figure="PPO-HER paper Fig. A3: box half-width 10 / 20 / 30 / 40 / 50 (20-step episodes throughout), with "
                "and without HER, random prey / random spawn, fast configuration, runs stop at 95% success"),
     with_and_without_her_fast(
@@ -270,7 +270,7 @@ EXPERIMENTS = [
         methods={**sweep("ppo_her_2_ppo", "--switch-threshold", ["0.3", "0.5", "0.7"], "switch"),
                  "ppo_her": "ppo_her"},
         conditions={c: TWELVE_CONDITIONS[c] for c in ("random-random", "random_direction-random")},
-        flags=FAST_STOPPING, budget=150_000, hours=0.2, seeds=5, analyses=("iteration_cost",),
+        flags=FAST_STOPPING, budget=150_000, hours=0.3, seeds=5, analyses=("iteration_cost",),
         cut="the paper has no such figure (it is its open question 2); two conditions, 5 seeds"),
     # The PPO scripts on the Fetch tasks (PPO-HER paper Fig. 5, the MEHER paper's first open question), with the
     # authors' Fetch options: initial policy standard deviation 0.6 and Adam weight decay (they tried 1e-2 to 1e-5)
