@@ -172,7 +172,7 @@ EXPERIMENTS = [
                  "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted",
                  "ppo_her": "ppo_her", "ppo_her_2_ppo": "ppo_her_2_ppo"},
         conditions={c: FOUR_CONDITIONS[c] for c in ("random-random", "straight_away-apart")}, flags=FAST,
-        budget=150_000, hours=0.3, analyses=("sratio", "iteration_cost")),
+        budget=150_000, hours=0.5, seeds=5, analyses=("sratio", "iteration_cost")),
     Experiment(
         name="sher-vs-ddpg-push",
         figure="SHER paper (arXiv 2002.02089) Fig. 4 and Table 1, FetchPush column: SHER (alpha 0.05) vs "
