@@ -311,7 +311,7 @@ class QNetwork(nn.Module):  # Q(o, g, u) = MLP(normalised [o, g], u / max_u) (ba
         return self.net(torch.cat([x, u / self.max_u], -1)).squeeze(-1)
 
 
-def critic_target(r, next_value, done, gamma, target_range):
+def critic_target(r, next_value, done, gamma, target_range):  # baselines ddpg.py target_tf
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
@@ -328,7 +328,7 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
         self.q_optimizer = optim.Adam(self.qf.parameters(), lr=args.q_lr)
 
     @torch.no_grad()
-    def act(self, x, explore, rng):
+    def act(self, x, explore, rng):  # baselines get_actions (Plappert et al. 2018, Sec. 3)
         u = self.actor(x).cpu().numpy()
         if explore:
             noise = self.args.noise_eps * self.max_u * rng.standard_normal(u.shape)
@@ -337,7 +337,7 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
             u += rng.binomial(1, self.args.random_eps, (len(u), 1)) * (random_u - u)
         return u.astype(np.float32)
 
-    def update(self, b):
+    def update(self, b):  # one DDPG step (baselines ddpg.py _grads, _update)
         with torch.no_grad():
             q_next = self.target_qf(b["x_next"], self.target_actor(b["x_next"]))
             y = critic_target(b["r"], q_next, b["done"], self.args.gamma, self.target_range)
@@ -355,7 +355,7 @@ class Learner:  # actor, critic, their targets, optimisers: sher.py's Learner ha
         return dict(qf_loss=qf_loss.item(), actor_loss=actor_loss.item(), qf_values=q.mean().item())
 
     @torch.no_grad()
-    def update_target(self):
+    def update_target(self):  # target <- polyak target + (1 - polyak) main (update_target_net)
         for net, target in ((self.actor, self.target_actor), (self.qf, self.target_qf)):
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)

@@ -319,7 +319,7 @@ def squashed_gaussian(mean, log_std, noise, max_u):
     return max_u * torch.tanh(z), log_prob.sum(-1)
 
 
-def critic_target(r, next_value, done, gamma, target_range):
+def critic_target(r, next_value, done, gamma, target_range):  # y_q (Algorithm 1 line 22), clipped
     return torch.clamp(r + gamma * (1.0 - done) * next_value, *target_range)
 
 
@@ -344,13 +344,13 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
         self.target_entropy = -act_dim
 
     @torch.no_grad()
-    def act(self, x, explore, rng):
+    def act(self, x, explore, rng):  # u ~ pi (Alg. 1 line 6); released code: 5% random actions
         mean, log_std = self.actor(x)
         noise = rng.standard_normal(mean.shape) if explore else np.zeros(mean.shape)
         noise = torch.as_tensor(noise, dtype=mean.dtype, device=x.device)
         return squashed_gaussian(mean, log_std, noise, self.max_u)[0].cpu().numpy()
 
-    def losses(self, b, noise):
+    def losses(self, b, noise):  # Algorithm 1 lines 22-23, one a~ per transition as released
         alpha = self.log_alpha.detach().exp()
         u_pi, log_pi = squashed_gaussian(*self.actor(b["x"]), noise, self.max_u)  # a~ (eq. (16))
         q1_pi = self.qf1(b["x"], u_pi)
@@ -374,7 +374,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
             q1=q1.detach(),
             log_pi=log_pi.detach())
 
-    def update(self, b):
+    def update(self, b):  # one SAC step (Algorithm 1 lines 20-23)
         out = self.losses(b, torch.randn(len(b["x"]), self.act_dim, device=b["x"].device))
         self.q_optimizer.zero_grad()
         (out["qf_loss"] + out["vf_loss"]).backward()
@@ -391,7 +391,7 @@ class Learner:  # policy, twin Q, V and its target, optimisers, temperature: her
                     entropy=-out["log_pi"].mean().item(), alpha=self.log_alpha.exp().item())
 
     @torch.no_grad()
-    def update_target(self):
+    def update_target(self):  # Algorithm 1 line 24, once per cycle as released (paper: per step)
         for param, target_param in zip(self.vf.parameters(), self.target_vf.parameters()):
             target_param.mul_(self.args.polyak).add_((1.0 - self.args.polyak) * param)
 

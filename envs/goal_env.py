@@ -48,13 +48,11 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
                   **options) -> gym.vector.VectorEnv:
     """`num_envs` copies of a goal task stepped together, with the task's vectorised `compute_reward`, its
     `max_episode_steps` and its `terminal_rewards` (the rewards that end an episode) as attributes. `options` are
-    Predator-Prey's (prey, spawn, num_dims, ...). capture_video: first check that the task can draw here.
+    Predator-Prey's (prey, spawn, num_dims, ...). capture_video: also check that the task can draw here.
 
     restart_finished=True: an episode that ends restarts inside the step that ended it, its last observation in
     the info's `final_obs`. restart_finished=False: a finished env waits for the next reset (one episode per env
     from reset). The info always holds `is_success`, `episode_steps` and `episode_return` of the step."""
-    if capture_video:
-        check_can_draw(env_id, **options)
     if env_id == PREDATOR_PREY:
         autoreset_mode = "same_step" if restart_finished else "next_step"
         try:
@@ -63,21 +61,28 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
         except ValueError as error:  # Predator-Prey's messages start with the option's name
             option, _, reason = str(error).partition(" ")
             raise GoalEnvError(f"{flag(option)} {reason}")
-        envs = GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, reset_finished=False)
-        envs.terminal_rewards = (1.0, -1.0)  # capture and failure
-        return envs
-    changed = [f"{flag(name)} {value}" for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
-    if changed:
-        raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
-    compute_reward = check_goal_env(env_id)
-    mode = "async" if num_envs > 1 else "sync"  # MuJoCo in subprocesses: all cores simulate
-    no_autoreset = dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is for the script, not the simulators
-    try:
-        envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset)
-    finally:
-        signal.signal(signal.SIGINT, sigint)
-    return GoalVectorEnv(envs, compute_reward, gym.spec(env_id).max_episode_steps, restart_finished)
+        capture_and_failure = (1.0, -1.0)
+        envs = GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, False, capture_and_failure)
+    else:
+        changed = [f"{flag(name)} {value}" for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
+        if changed:
+            raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
+        compute_reward = check_goal_env(env_id)
+        mode = "async" if num_envs > 1 else "sync"  # MuJoCo in subprocesses: all cores simulate
+        no_autoreset = dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+        sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is for the script, not them
+        try:
+            envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset)
+        finally:
+            signal.signal(signal.SIGINT, sigint)
+        envs = GoalVectorEnv(envs, compute_reward, gym.spec(env_id).max_episode_steps, restart_finished)
+    if capture_video:  # only now: a bad option is refused as itself, not as a task that cannot draw
+        try:
+            check_can_draw(env_id, **options)
+        except GoalEnvError:
+            envs.close()  # MuJoCo's subprocesses, before the script exits
+            raise
+    return envs
 
 
 def check_goal_env(env_id: str):
@@ -107,13 +112,13 @@ class GoalVectorEnv(gym.vector.VectorWrapper):
 
     episode_steps = 0
     episode_return = 0.0
-    terminal_rewards = ()  # Fetch and Hand: no reward ends an episode
 
-    def __init__(self, envs, compute_reward, max_episode_steps: int, reset_finished: bool):
+    def __init__(self, envs, compute_reward, max_episode_steps: int, reset_finished: bool, terminal_rewards=()):
         super().__init__(envs)
         self.compute_reward = compute_reward
         self.max_episode_steps = max_episode_steps
         self.reset_finished = reset_finished
+        self.terminal_rewards = terminal_rewards  # Fetch and Hand: none, their episodes end at the time limit
 
     def step(self, actions):
         obs, reward, terminations, truncations, infos = self.env.step(actions)

@@ -69,6 +69,21 @@ def test_refusals_name_the_flag(tmp_path, monkeypatch, env_id, options, says):
     make_goal_env("FetchReach-v4", 1, prey="random", num_dims=3).close()
 
 
+def test_a_bad_option_is_refused_as_itself_even_with_video():
+    """With capture_video the video check runs only after the options are checked, so a bad option is named as
+    itself, not reported as a task that cannot draw."""
+    with pytest.raises(GoalEnvError, match="--num-dims must be one of"):
+        make_goal_env("PredatorPrey-v0", 1, capture_video=True, num_dims=9)
+    with pytest.raises(GoalEnvError, match="--prey static: Predator-Prey options"):
+        make_goal_env("FetchReach-v4", 1, capture_video=True, prey="static")
+
+
+def test_terminal_rewards_are_the_tasks_own():
+    """Relabelling ends a copy at a terminal reward: Predator-Prey's capture and failure; none for Fetch."""
+    assert make_goal_env("PredatorPrey-v0", 2).terminal_rewards == (1.0, -1.0)
+    assert make_goal_env("FetchReach-v4", 1).terminal_rewards == ()
+
+
 def test_play_episodes_records_every_step_and_the_last_picture(tmp_path):
     """Two Predator-Prey episodes of a policy that never moves against static prey (spawned apart: never caught,
     21 steps each): both fail, and the MP4 read back holds 2 x (21 steps + the last picture) frames of the
