@@ -25,6 +25,39 @@ def run_script(name: str, cwd, *flags, timeout=600) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_in_process(name: str, cwd, *flags) -> subprocess.CompletedProcess:
+    """Run algorithms/<name>.py's main block in this process, as `python algorithms/<name>.py *flags` in `cwd` would,
+    without paying the imports again: returns its exit status, stdout and stderr as run_script does. An uncaught
+    exception is printed to stderr as the interpreter prints it (a traceback) with status 1; a SystemExit with a
+    message, as the interpreter does, prints the message with status 1."""
+    import contextlib
+    import io
+    import runpy
+    import traceback
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, where, sigint = sys.argv, os.getcwd(), signal.getsignal(signal.SIGINT)
+    status = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [str(ALGORITHMS / f"{name}.py"), *flags]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                runpy.run_path(sys.argv[0], run_name="__main__")
+            except SystemExit as exit:
+                if isinstance(exit.code, str):
+                    print(exit.code, file=sys.stderr)
+                status = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+    finally:
+        sys.argv = argv
+        os.chdir(where)
+        signal.signal(signal.SIGINT, sigint)  # the scripts install their Ctrl-C handler
+    return subprocess.CompletedProcess(sys.argv, status, stdout.getvalue(), stderr.getvalue())
+
+
 def interrupt_script(name: str, cwd, *flags) -> subprocess.CompletedProcess:
     """Start algorithms/<name>.py, and once it prints its first progress line send Ctrl-C (SIGINT to its whole
     process group, as a terminal does); returns how it ended."""
