@@ -400,5 +400,5 @@ def load_definitions(extra_file: str | None) -> dict:
 
 def find(experiments: dict, name: str) -> Experiment:
     if name not in experiments:
-        raise BadInput(f"unknown experiment {name!r}; valid: {', '.join(experiments)}")
+        raise BadInput(f"no experiment named {name!r}; python benchmarks/experiments.py list shows them")
     return experiments[name]

@@ -315,7 +315,7 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
 
 # -- bad input --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, says", [
-    (["run", "no-such-experiment"], "valid: ppo-vs-ppo-her, ppo-her-fast"),
+    (["run", "no-such-experiment"], "no experiment named 'no-such-experiment'"),
     (["run", "tiny", "--seeds", "0"], "--seeds"),
     (["run", "tiny", "--cpus-per-run", "4096"], "--cpus-per-run"),
     (["run", "tiny", "--cpus-per-run", "0"], "--cpus-per-run"),
@@ -332,6 +332,17 @@ def test_bad_input_is_one_line_within_seconds(workspace, args, says):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stderr.startswith("error:") and says in out.stderr, out.stderr
     assert time.time() - started < 20
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_an_unknown_experiment_is_a_short_line_that_names_it_and_points_to_list(command):
+    """The real command line, the committed definitions: an unknown name is one short line naming it and saying
+    how to see the valid ones (not the list of every name), exit status 2, no traceback."""
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), command, "no-such-experiment"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == "", out.stdout + out.stderr
+    assert out.stderr == ("error: no experiment named 'no-such-experiment'; python benchmarks/experiments.py list "
+                          "shows them\n"), out.stderr
 
 
 def test_help_says_a_committed_experiment_runs_elsewhere_with_logs():
