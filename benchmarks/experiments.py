@@ -15,7 +15,8 @@ repository, so on a fresh clone `run NAME` of one of them has nothing left to do
 again in another folder. `report` writes the IQM table (95% bootstrap intervals across seeds) and the learning
 curves of the records to docs/results/NAME/, naming the runs that have no record and the code versions it pools.
 `check` regenerates every committed docs/results/*/table.md from the committed records and fails, naming the
-table, on any difference. See docs/experiments.md.
+table, on any difference and on any table it cannot check, except those waiting for their experiment's records
+(report.WAITING). See docs/experiments.md.
 """
 import argparse
 import signal
@@ -53,14 +54,18 @@ def list_experiments(experiments: dict) -> None:
 
 
 def check(experiments: dict, logs, results) -> int:
-    same, different, unchecked = check_tables(experiments, logs, results)
+    """Fails (1) on a table that differs from what the records give and on one it cannot check, unless that table
+    is listed as waiting for its experiment (report.WAITING)."""
+    same, different, unchecked, waiting = check_tables(experiments, logs, results)
+    for table, why in waiting:
+        print(f"waiting for its experiment: {table}: {why}")
     for table, why in different:
         print(f"differs: {table}: {why}", file=sys.stderr)
-    if unchecked:
-        print(f"not checked (their experiment's runs have no committed record): "
-              f"{', '.join(str(table) for table in unchecked)}")
-    print(f"{len(same)} tables regenerate from the records, {len(different)} differ, {len(unchecked)} not checked")
-    return 1 if different else 0
+    for table, why in unchecked:
+        print(f"not checked: {table}: {why}", file=sys.stderr)
+    print(f"{len(same)} tables regenerate from the records, {len(different)} differ, {len(unchecked)} not checked, "
+          f"{len(waiting)} waiting for their experiment")
+    return 1 if different or unchecked else 0
 
 
 def main(argv=None) -> int:

@@ -746,13 +746,47 @@ def check_cli(*args) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+CHECKED = 21  # the committed tables that regenerate from the committed records
+WAITING = {"meher-fig6-12-fast", "meher-paper-defaults", "meher-sratio-12-fast", "meher-targeted-12-fast"}
+
+
 def test_check_regenerates_every_committed_table_from_the_records_within_a_minute():
+    """Every committed table is checked, except exactly those listed as waiting for their experiment: a table that
+    gains or loses its records changes these numbers, and this test says so."""
     started = time.time()
     out = check_cli()
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 0 and out.stderr == "", out.stdout + out.stderr
     assert time.time() - started < 60
-    assert re.search(r"^(\d+) tables regenerate from the records, 0 differ", out.stdout, re.M), out.stdout
-    assert int(re.search(r"^(\d+) tables regenerate", out.stdout, re.M).group(1)) >= 14
+    assert f"\n{CHECKED} tables regenerate from the records, 0 differ, 0 not checked, {len(WAITING)} waiting for " \
+           f"their experiment\n" in out.stdout, out.stdout
+    waiting = re.findall(r"^waiting for its experiment: docs/results/([^/]+)/table\.md: \S", out.stdout, re.M)
+    assert sorted(waiting) == sorted(WAITING) == sorted(report.WAITING), out.stdout
+    tables = {p.parent.name for p in (ROOT / "docs" / "results").glob("*/table.md")}
+    assert len(tables) == CHECKED + len(WAITING) and WAITING <= tables
+
+
+def test_check_fails_on_a_table_whose_experiment_has_no_record_unless_it_waits_for_it(tmp_path, monkeypatch):
+    """A table that check cannot regenerate (no record of its experiment's runs) fails it, naming the table; one
+    listed as waiting for its experiment passes, printed with its reason; and one still listed although every run of
+    its experiment has a record fails it, asking for the table to be regenerated and taken off the list."""
+    logs, results = copy_of_committed(tmp_path)
+    shutil.rmtree(logs / SMALL)
+    out = check_cli("--logs", str(logs), "--results", str(results))
+    assert out.returncode == 1 and f"not checked: {results / SMALL / 'table.md'}: its experiment's runs have no " \
+        f"committed record" in out.stderr, out.stdout + out.stderr
+    assert "0 tables regenerate from the records, 0 differ, 1 not checked, 0 waiting" in out.stdout, out.stdout
+    waiting = "meher-paper-defaults"
+    shutil.copytree(ROOT / "docs" / "results" / waiting, results / waiting, ignore=shutil.ignore_patterns("*.png"))
+    shutil.rmtree(results / SMALL)
+    out = check_cli("--logs", str(logs), "--results", str(results))
+    assert out.returncode == 0 and out.stderr == "", out.stdout + out.stderr
+    assert f"waiting for its experiment: {results / waiting / 'table.md'}: {report.WAITING[waiting]}\n" in out.stdout
+    logs, results = copy_of_committed(tmp_path / "complete")
+    monkeypatch.setitem(report.WAITING, SMALL, "a test")
+    experiments = definitions.check_definitions(definitions.EXPERIMENTS)
+    same, different, unchecked, waiting = report.check_tables(experiments, logs, results)
+    assert not same and not different and not waiting and len(unchecked) == 1, (same, different, unchecked)
+    assert "every run of sher-vs-ddpg-push has a record: regenerate the table" in unchecked[0][1]
 
 
 SMALL = "sher-vs-ddpg-push"  # a committed experiment of 4 runs, quick to check
