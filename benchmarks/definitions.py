@@ -191,7 +191,7 @@ EXPERIMENTS = [
         name="ppo-her-fig2-fast",
         figure="PPO-HER paper Fig. 2: PPO vs PPO-HER on all 12 prey x spawn conditions, fast configuration, runs "
                "stop at 95% success; the paper defaults beside it on 4 conditions (ppo-vs-ppo-her)",
-        methods=PPO_AND_PPO_HER, conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, hours=0.9, seeds=10,
+        methods=PPO_AND_PPO_HER, conditions=TWELVE_CONDITIONS, flags=FAST_STOPPING, budget=150_000, hours=0.95, seeds=10,
         compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her_defaults"), ("ppo-vs-ppo-her", "ppo", "ppo_defaults")),
         cut=f"10 seeds, not 16; 150,000 env steps per run, not 1,000,000; the paper defaults on 8 of the 12 "
             f"conditions; {PAPER_STOP}"),

@@ -136,8 +136,18 @@ def test_list_shows_every_experiment_with_its_run_count_and_figure():
                 **{name: methods * conditions * seeds for name, (methods, conditions, seeds) in PAPER_GRIDS.items()}}
     for name, count in expected.items():
         assert f" {count} runs " in lines[name] and "Fig" in lines[name], lines[name]
-    assert re.search(r" 150,000 steps +~0.9 h ", lines["ppo-her-fig2-fast"]), lines["ppo-her-fig2-fast"]
+    assert re.search(r" 150,000 steps +~0.95 h ", lines["ppo-her-fig2-fast"]), lines["ppo-her-fig2-fast"]
     assert all(re.search(r" [\d,]+ steps +~[\d.]+ h ", line) for line in lines.values())  # a budget and hours each
+
+
+def test_the_docs_show_what_list_prints():
+    """docs/experiments.md's copy of `list`'s output is what `list` prints now (run counts, budgets, hours)."""
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "list"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    page = (ROOT / "docs" / "experiments.md").read_text()
+    intro = page.index("`python benchmarks/experiments.py list` prints")
+    block = re.search(r"^```\n(.*?)^```$", page[intro:], re.M | re.S)
+    assert block and block.group(1) == out.stdout, "docs/experiments.md: paste in what `list` prints now"
 
 
 def flag_set(run, cpus) -> set:
