@@ -249,9 +249,18 @@ def code_snapshot() -> dict:
     return {str(path.relative_to(ROOT)): path.read_bytes() for path in files}
 
 
-def code_sha256(code: dict) -> str:
-    """The code version of a snapshot, as each run's finished.json records it (its first 8 digits name it)."""
-    return hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(code.items()))).hexdigest()
+def code_of_script(code: dict, script: str) -> dict:
+    """The part of a snapshot that a run of `script` executes: algorithms/<script>.py and envs/ (a script imports
+    no other file of algorithms/)."""
+    return {path: data for path, data in code.items() if path == f"algorithms/{script}.py" or path.startswith("envs/")}
+
+
+def code_sha256(code: dict, script: str) -> str:
+    """The code version of a run of `script` made from a snapshot: the SHA-256 of its script and envs/, as the
+    run's finished.json records it (its first 8 digits name it in reports). A change to another script leaves it
+    as it is."""
+    return hashlib.sha256(b"".join(k.encode() + v for k, v in sorted(code_of_script(code, script).items()))
+                          ).hexdigest()
 
 
 def save_run(run: Run, result: dict, folder: Path, info: dict) -> Path:
@@ -335,7 +344,7 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
     if address is not None and not dry_run:
         address = resolve_address(address)  # checked even when nothing is left to run: a typo is said at once
     code = code_snapshot()
-    note_other_code(folder, [run for run in runs if run not in todo], code_sha256(code), bool(todo))
+    note_other_code(folder, [run for run in runs if run not in todo], code, bool(todo))
     if dry_run:
         for run in todo:  # the --resume a run would get here (on a cluster, its node would know)
             workdir = Path(work_folder(folder, run, address))
@@ -357,21 +366,24 @@ def run_experiment(experiment: Experiment, seeds=None, address=None, cpus_per_ru
             (folder / ".work").rmdir()  # once no run has a work folder left
 
 
-def note_other_code(folder: Path, finished: list, current: str, topping_up: bool) -> None:
-    """Says on stderr how many of the finished runs that `run` keeps were made by code other than `current` (the
-    runs it starts use the current code; a report names the versions it pools)."""
+def note_other_code(folder: Path, finished: list, code: dict, topping_up: bool) -> None:
+    """Says on stderr how many of the finished runs that `run` keeps were made by other code than this checkout's
+    snapshot `code`, each compared with the version of its own script (the runs it starts use the current code; a
+    report names the versions it pools)."""
     from run_logs import read_marker
 
-    others = {}
+    others, current = {}, {}
     for run in finished:
         version = (read_marker(folder / run.run_id) or {}).get("code_sha256", "")
-        if version != current:
+        current.setdefault(run.script, code_sha256(code, run.script))
+        if version != current[run.script]:
             others[version[:8] or "unrecorded"] = others.get(version[:8] or "unrecorded", 0) + 1
     if others:
         versions = ", ".join(f"{version} ({count})" for version, count in sorted(others.items()))
+        ours = ", ".join(f"{script}.py {version[:8]}" for script, version in sorted(current.items()))
         print(f"note: {sum(others.values())} of the {len(finished)} finished runs kept were made by other code than "
-              f"this checkout's ({current[:8]}): {versions}" + ("; the runs to run use this checkout's code" if
-                                                                 topping_up else ""), file=sys.stderr)
+              f"this checkout's ({ours}): {versions}" + ("; the runs to run use this checkout's code" if
+                                                         topping_up else ""), file=sys.stderr)
 
 
 def work_folder(folder: Path, run: Run, address: str | None) -> str:
@@ -397,7 +409,7 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total, address=None) -> int:
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     code = code_snapshot()
     code_ref = ray.put(code)
-    common = dict(experiment=experiment.name, cpus_per_run=cpus, git_commit=git_commit(), code_sha256=code_sha256(code))
+    common = dict(experiment=experiment.name, cpus_per_run=cpus, git_commit=git_commit())
     task = ray.remote(num_cpus=cpus)(execute_run)
     pending = {task.remote(run.argv(cpus), code_ref, cpus, work_folder(folder, run, address)): run for run in todo}
     print(f"{experiment.name}: {len(todo)} of {total} runs to run, {capacity} at a time; logs in {folder}",
@@ -416,8 +428,9 @@ def run_on_ray(ray, experiment, todo, cpus, folder, total, address=None) -> int:
                     result = ray.get(ref)
                 except Exception as error:  # the task itself failed: its worker or node died
                     result = dict(returncode=None, error=str(error).strip().splitlines()[0])
-                info = dict(common, run_id=run.run_id, method=run.method, condition=run.condition, seed=run.seed,
-                            script=run.script, flags=list(run.flags), config_hash=run.config_hash,
+                info = dict(common, code_sha256=code_sha256(code, run.script), run_id=run.run_id, method=run.method,
+                            condition=run.condition, seed=run.seed, script=run.script, flags=list(run.flags),
+                            config_hash=run.config_hash,
                             command=f"OMP_NUM_THREADS={cpus} {shlex.join(run.argv(cpus))}")
                 target = save_run(run, result, folder, info)
                 (done if result.get("returncode") == 0 else failed).append((run, target, result))

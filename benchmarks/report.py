@@ -2,8 +2,9 @@
 committed table under docs/results/ is what the committed records give. The statistics are in plot_results.py.
 
 A report never drops runs silently: its header names the runs of the definition (and of the runs it borrows)
-that have no record, and the code versions it pools (finished.json's code_sha256, a hash of algorithms/ and envs/,
-with the git commits the runs were made at); a table that pools runs of several code versions says so.
+that have no record, and the code versions it pools (finished.json's code_sha256, a hash of the run's script and
+envs/, with the git commits the runs were made at); a table that pools runs of one script made by several code
+versions says so.
 """
 import os
 import sys
@@ -78,18 +79,26 @@ def missing_note(experiment: Experiment, missing: list) -> str:
 
 
 def versions_note(runs) -> str:
-    """The code versions the report pools: one sentence, which says so in bold when there are several."""
+    """The code versions the report pools, one sentence: a version is the hash of a run's script and envs/, so runs
+    of different scripts always have different ones; it says in bold which scripts' runs were made by several."""
     versions = {}
     for run in runs:
-        counted = versions.setdefault(run.code[:8] or "unrecorded", [0, set()])
+        counted = versions.setdefault((run.script, run.code[:8] or "unrecorded"), [0, set()])
         counted[0] += 1
         counted[1].add(run.commit[:7] or "unrecorded")
-    described = ", ".join(f"{version} ({count} runs; git {', '.join(sorted(commits))})"
-                          for version, (count, commits) in sorted(versions.items()))
-    if len(versions) == 1:
-        return f"Code: every run was made by code version {described}."
-    return (f"**Pools runs of {len(versions)} code versions** (different algorithm or env code; a version is the "
-            f"hash of algorithms/ and envs/ that finished.json records): {described}.")
+    described = ", ".join(f"{script}.py {version} ({count} run{'s' if count > 1 else ''}; git "
+                          f"{', '.join(sorted(commits))})"
+                          for (script, version), (count, commits) in sorted(versions.items()))
+    per_script = {}
+    for script, _ in versions:
+        per_script[script] = per_script.get(script, 0) + 1
+    pooled = [f"{count} code versions of {script}.py" for script, count in sorted(per_script.items()) if count > 1]
+    if not pooled:
+        who = "every run was made by one code version" if len(versions) == 1 else \
+            "the runs of each script were made by one code version"
+        return f"Code: {who} (a version is the hash of the run's script and envs/): {described}."
+    return (f"**Pools runs of {' and '.join(pooled)}** (different script or env code; a version is the hash of the "
+            f"run's script and envs/ that finished.json records): {described}.")
 
 
 def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, draw=True) -> str:

@@ -63,7 +63,7 @@ class Run:
     flags: tuple = ()
     env_id: str = ""
     folder: Path | None = None
-    code: str = ""  # the code that made it: finished.json's code_sha256 (algorithms/ and envs/)
+    code: str = ""  # the code that made it: finished.json's code_sha256 (its script and envs/)
     commit: str = ""  # and the git commit it was made at
     scalars: dict = field(default=None, repr=False)  # {tag: Curve}, read on first use
 

@@ -411,6 +411,7 @@ def test_tiny_experiment_runs_every_run_on_local_ray_listening_on_loopback_only(
     done = markers(workspace / "logs" / "tiny")
     assert len(done) == 4 and {(m["method"], m["seed"]) for m in done.values()} == {
         ("her", 1), ("her", 2), ("ppo", 1), ("ppo", 2)}
+    assert len({m["code_sha256"] for m in done.values()}) == 1  # one script: one code version
     for name, marker in done.items():
         assert list((workspace / "logs" / "tiny" / name).glob("events.out.tfevents.*")), name
         assert marker["returncode"] == 0 and marker["command"].endswith(f"--exp-name {name}")
@@ -704,13 +705,43 @@ def test_a_pooled_table_of_two_code_versions_names_both_and_missing_runs_are_nam
         if (run.method, run.seed) != ("ppo", 2):
             fake_run(tmp_path, run, [0.5, 0.95], code=old if run.seed == 1 else new)
     text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
-    assert "**Pools runs of 2 code versions**" in text and "aaaaaaaa (2 runs; git 1234567)" in text
-    assert "bbbbbbbb (1 runs; git 1234567)" in text
+    assert "**Pools runs of 2 code versions of ppo_her.py**" in text and "ppo_her.py aaaaaaaa (2 runs; git 1234567)" \
+        in text
+    assert "ppo_her.py bbbbbbbb (1 run; git 1234567)" in text
     assert "**Missing: 1 run of the definition has no record, and this table leaves them out**: ppo (rr, seed 2)." \
         in text
     fake_run(tmp_path, [r for r in e.runs() if (r.method, r.seed) == ("ppo", 2)][0], [0.5], code=new)
     text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
-    assert "Missing" not in text and "Pools runs of 2 code versions" in text
+    assert "Missing" not in text and "Pools runs of 2 code versions of ppo_her.py" in text
+
+
+def test_runs_of_two_scripts_each_of_one_code_version_are_not_pooled_versions(tmp_path):
+    """A code version is the hash of a run's script and envs/: runs of two scripts always have two, and the table
+    names both without saying that it pools versions; a second version of one of the scripts is pooled, by name."""
+    e = definitions.Experiment(name="two-scripts", figure="a test", methods={"her": "ppo_her", "meher": "meher"},
+                               conditions={"rr": ""}, budget=2000, seeds=2)
+    for run in e.runs():
+        fake_run(tmp_path, run, [0.5, 0.95], code=("a" if run.script == "ppo_her" else "b") * 64)
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
+    assert "Code: the runs of each script were made by one code version (a version is the hash of the run's script " \
+           "and envs/): meher.py bbbbbbbb (2 runs; git 1234567), ppo_her.py aaaaaaaa (2 runs; git 1234567)." in text
+    assert "Pools" not in text
+    fake_run(tmp_path, e.runs()[-1], [0.5, 0.95], code="c" * 64)  # meher, seed 2, made by other code
+    text = report.write_report(e, tmp_path, tmp_path / "results", definitions.check_definitions([e]))
+    assert "**Pools runs of 2 code versions of meher.py**" in text and "meher.py cccccccc (1 run; git" in text
+
+
+def test_a_code_version_is_the_hash_of_the_script_and_envs_only():
+    """A run's code version changes with its script and with envs/, not with another script of algorithms/."""
+    code = {"algorithms/ppo_her.py": b"ppo", "algorithms/her_ddpg.py": b"ddpg", "envs/__init__.py": b"env",
+            "envs/sub/x.py": b"x"}
+    version = ray_runner.code_sha256(code, "ppo_her")
+    assert version == ray_runner.code_sha256({k: v for k, v in code.items() if k != "algorithms/her_ddpg.py"},
+                                             "ppo_her")
+    assert version == ray_runner.code_sha256(dict(code, **{"algorithms/her_ddpg.py": b"changed"}), "ppo_her")
+    assert version != ray_runner.code_sha256(dict(code, **{"algorithms/ppo_her.py": b"changed"}), "ppo_her")
+    assert version != ray_runner.code_sha256(dict(code, **{"envs/sub/x.py": b"changed"}), "ppo_her")
+    assert version != ray_runner.code_sha256(code, "her_ddpg") and len(version) == 64
 
 
 def test_run_says_when_the_finished_runs_it_keeps_were_made_by_other_code(workspace, tmp_path):
@@ -722,6 +753,12 @@ def test_run_says_when_the_finished_runs_it_keeps_were_made_by_other_code(worksp
                           "--logs", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "7 of 8 runs to run" in out.stdout, out.stdout + out.stderr
     assert "note: 1 of the 1 finished runs kept were made by other code" in out.stderr and "0ld00000 (1)" in out.stderr
+    current = ray_runner.code_sha256(ray_runner.code_snapshot(), "ppo_her")
+    marker = tmp_path / "ppo-vs-ppo-her" / run.run_id / "finished.json"
+    marker.write_text(json.dumps(dict(json.loads(marker.read_text()), code_sha256=current)))
+    out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "run", "ppo-vs-ppo-her", "--seeds", "1", "--dry-run",
+                          "--logs", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "note:" not in out.stderr, out.stderr  # its own script's version: not other code
 
 
 def test_address_is_checked_even_when_every_run_has_finished(workspace, tiny_runs):
