@@ -5,6 +5,7 @@
 import copy
 import dataclasses
 import os
+import re
 import signal
 import sys
 import time
@@ -19,7 +20,7 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import make_goal_env, play_episodes
+from envs import as_typed, make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -118,11 +119,12 @@ def check_args(args):
     positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
     at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
                   "n_test_rollouts", "hidden_size"]
-    rules = [(name, getattr(args, name) > 0, "> 0") for name in positive]
+    rules = [(name, np.isfinite(value), "finite") for name, value in vars(args).items() if isinstance(value, float)]
+    rules += [(name, getattr(args, name) > 0, "> 0") for name in positive]
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
     rules += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-              ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+              ("exp_name", re.fullmatch(r"[\w.-]+", args.exp_name), "letters, digits, '_', '.', '-'"),
               ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no GPU"),
               ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
               ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
@@ -130,7 +132,7 @@ def check_args(args):
               ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]")]
     for name, valid, rule in rules:
         if not valid:
-            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
+            raise SystemExit(f"error: {as_typed(name, getattr(args, name))}: must be {rule}")
 
 
 def resume_run(args):
@@ -148,7 +150,7 @@ def resume_run(args):
     for name in vars(args):
         if name not in RESUMABLE and getattr(args, name) != getattr(run_args, name):
             refuse_resume(f"the run has --{name.replace('_', '-')} {getattr(run_args, name)}; "
-                          f"a resumed run may change only {', '.join(RESUMABLE)}")
+                          "a resumed run may change only --" + ", --".join(RESUMABLE).replace("_", "-"))
     if args.total_timesteps <= checkpoint["global_step"]:
         refuse_resume(f"--total-timesteps must be above the {checkpoint['global_step']} steps done")
     return args, checkpoint
@@ -157,11 +159,6 @@ def resume_run(args):
 def refuse_resume(reason):
     print(f"error: --resume: {reason}", file=sys.stderr)
     raise SystemExit(RESUME_REFUSED)
-
-
-def save_checkpoint(checkpoint, path):  # beside, then renamed: a crash keeps the last one whole
-    torch.save(checkpoint, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +384,7 @@ if __name__ == "__main__":
     task = task_of(args, envs)
     batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
     if args.buffer_size < batch_steps:
-        raise SystemExit(f"error: --buffer-size {args.buffer_size}: must be >= {batch_steps}")
+        raise SystemExit(f"error: {as_typed('buffer_size', args.buffer_size)}: must be >= {batch_steps}")
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
     ctrl_c = []  # Ctrl-C: stop after this cycle, with a checkpoint; a second one stops at once
@@ -506,24 +503,27 @@ if __name__ == "__main__":
                   f"test success {s_test:.3f}  time {elapsed:7.1f}s  SPS {sps:>5}  ETA {eta:.1f} min", flush=True)
         checkpoint_due = args.checkpoint_every and epoch_cycles == 0 and epoch % args.checkpoint_every == 0
         if ctrl_c or global_step >= args.total_timesteps or checkpoint_due:
-            save_checkpoint(dict(
+            checkpoint = dict(
                 script=SCRIPT, args=vars(args), learner=learner.state_dict(), buffer=buffer.episodes(),
                 buffer_next_index=buffer.next_index, o_norm=vars(o_norm), g_norm=vars(g_norm), rng=rng,
                 torch_rng=torch.get_rng_state(),
                 envs=envs if args.env_id == "PredatorPrey-v0" else None,  # MuJoCo: subprocesses
                 global_step=global_step, epoch=epoch, epoch_cycles=epoch_cycles,
-                train_success=train_success, s_test=s_test, seconds=time.time() - start_time,
-            ), f"{run_dir}/checkpoint.pt")
+                train_success=train_success, s_test=s_test, seconds=time.time() - start_time)
+            torch.save(checkpoint, f"{run_dir}/checkpoint.tmp")  # then renamed: a crash keeps the last
+            os.replace(f"{run_dir}/checkpoint.tmp", f"{run_dir}/checkpoint.pt")
         if ctrl_c:
             break
 
+    saved = f"logs and checkpoint in {run_dir}"
+    saved += f", videos in videos/{os.path.basename(run_dir)}" if args.capture_video else ""
     if args.save_model:
         model_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
         torch.save(dict(learner.state_dict(), o_norm=vars(o_norm), g_norm=vars(g_norm), args=vars(args)), model_path)
-        print(f"model saved to {model_path}")
+        saved += f", model {model_path}"
     end_reason = "interrupted by Ctrl-C" if ctrl_c else "budget reached"
     print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {(time.time() - start_time) / 60:.1f} min, "
-          f"test success {s_test:.3f}; logs and checkpoint in {run_dir}", flush=True)
+          f"test success {s_test:.3f}; {saved}", flush=True)
     envs.close()
     writer.close()
     if ctrl_c:

@@ -6,6 +6,7 @@
 import dataclasses
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -20,7 +21,7 @@ import tyro
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import make_goal_env, play_episodes
+from envs import as_typed, make_goal_env, play_episodes
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -128,21 +129,24 @@ def check_args(args: Args) -> None:
                   "hidden_size", "her_k"]
     positive = ["stop_at_success", "learning_rate", "clip_coef", "max_grad_norm", "target_kl"]
     not_negative = ["checkpoint_every", "ent_coef", "vf_coef", "weight_decay"]
-    rules = [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
+    rules = [(name, np.isfinite(value), "finite") for name, value in vars(args).items()
+             if isinstance(value, float)]
+    rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) > 0, "> 0") for name in positive]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in not_negative]
     rules += [
         ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-        ("exp_name", args.exp_name and "/" not in args.exp_name, "a name without '/'"),
+        ("exp_name", re.fullmatch(r"[\w.-]+", args.exp_name), "letters, digits, '_', '.', '-'"),
         ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
         ("total_timesteps", args.total_timesteps >= one_rollout,
          f">= one rollout, --num-envs x --num-steps = {one_rollout}"),
         ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"),
+        ("minibatch_size", args.minibatch_size <= one_rollout, f"<= one rollout, {one_rollout}"),
     ]
     for name, valid, rule in rules:
         if not valid:
-            raise SystemExit(f"error: --{name.replace('_', '-')} {getattr(args, name)}: must be {rule}")
+            raise SystemExit(f"error: {as_typed(name, getattr(args, name))}: must be {rule}")
 
 
 def resume_run(args: Args) -> tuple[Args, dict]:
@@ -160,7 +164,7 @@ def resume_run(args: Args) -> tuple[Args, dict]:
     for name in vars(args):
         if name not in RESUMABLE and getattr(args, name) != getattr(run_args, name):
             refuse_resume(f"the run has --{name.replace('_', '-')} {getattr(run_args, name)}; "
-                          f"a resumed run may change only {', '.join(RESUMABLE)}")
+                          "a resumed run may change only --" + ", --".join(RESUMABLE).replace("_", "-"))
     if args.total_timesteps <= checkpoint["global_step"]:
         refuse_resume(f"--total-timesteps must be above the {checkpoint['global_step']} steps done")
     return args, checkpoint
@@ -568,10 +572,13 @@ if __name__ == "__main__":
         if stopping:
             break
 
+    saved = f"logs and checkpoint in {run_dir}"
     if args.save_model:
         torch.save(agent.state_dict(), f"{run_dir}/{args.exp_name}.cleanrl_model")
+        saved += f", model {run_dir}/{args.exp_name}.cleanrl_model"
     if args.save_model or args.capture_video:
         video_path = f"videos/{os.path.basename(run_dir)}/eval-step{global_step}.mp4" if args.capture_video else ""
+        saved += f", video {video_path}" if video_path else ""
 
         @torch.no_grad()
         def mean_action(obs: dict) -> np.ndarray:
@@ -584,7 +591,7 @@ if __name__ == "__main__":
         print(f"eval success rate over {args.eval_episodes} episodes: {successes.mean():.3f}")
     minutes = (time.time() - start_time) / 60
     print(f"{end_reason}: step {global_step}/{args.total_timesteps} after {minutes:.1f} min, "
-          f"success rate {success_rate:.2f}; logs and checkpoint in {run_dir}", flush=True)
+          f"success rate {success_rate:.2f}; {saved}", flush=True)
     envs.close()
     writer.close()
     if ctrl_c:

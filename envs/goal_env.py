@@ -9,10 +9,15 @@ straight through. A GoalEnvError is a SystemExit: uncaught, it ends the script w
 """
 
 import contextlib
+import ctypes
+import ctypes.util
 import inspect
 import io
 import os
+import re
+import shlex
 import signal
+import sys
 import warnings
 
 import gymnasium as gym
@@ -21,16 +26,6 @@ import numpy as np
 
 from envs.predator_prey import PredatorPreyCore, PredatorPreyEnv
 
-with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
-    import gymnasium_robotics
-gym.register_envs(gymnasium_robotics)  # FetchReach-v4, FetchPush-v4, ..., HandManipulateBlock-v1, HandReach-v3
-
-PREDATOR_PREY = "PredatorPrey-v0"
-PREDATOR_PREY_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(PredatorPreyCore).parameters.items()
-    if name != "num_envs"
-}
 
 
 class GoalEnvError(SystemExit):
@@ -40,8 +35,51 @@ class GoalEnvError(SystemExit):
         super().__init__(f"error: {message}")
 
 
-def flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
+def drawing_libraries() -> str:
+    """The MUJOCO_GL settings that can draw offscreen here: those whose library is installed."""
+    found = [f"MUJOCO_GL={name.lower()}" for name in ("EGL", "OSMesa") if ctypes.util.find_library(name)]
+    return " or ".join(found) or "MUJOCO_GL=egl or osmesa, once libEGL or libOSMesa is installed"
+
+
+try:
+    with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about the Adroit envs on stderr
+        import gymnasium_robotics
+except Exception as error:  # MuJoCo loads MUJOCO_GL's library on import; OSMesa, say, may be missing
+    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+    raise GoalEnvError(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}: MuJoCo cannot load it ({reason}); "
+                       f"unset it, or set {drawing_libraries()}")
+gym.register_envs(gymnasium_robotics)  # FetchReach-v4, FetchPush-v4, ..., HandManipulateBlock-v1, HandReach-v3
+
+
+def quiet_broken_pipe(kind, error, trace, excepthook=sys.excepthook):
+    """`python algorithms/ppo_her.py --help | head`: the reader has gone; stop quietly as other tools do."""
+    if not issubclass(kind, BrokenPipeError):
+        return excepthook(kind, error, trace)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit would fail too
+
+
+sys.excepthook = quiet_broken_pipe
+
+PREDATOR_PREY = "PredatorPrey-v0"
+PREDATOR_PREY_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(PredatorPreyCore).parameters.items()
+    if name != "num_envs"
+}
+
+
+def as_typed(name: str, value) -> str:
+    """The flag of an option and its value as typed on the command line (else as given): `--grid-size 0`,
+    `--no-her`, `--exp-name 'a b'`; the scripts' refusals and this module's echo their input this way."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    words = sys.argv[1:]
+    for i, word in enumerate(words):
+        typed_flag, equals, typed_value = word.partition("=")
+        if typed_flag.replace("_", "-") == flag and (equals or i + 1 < len(words)):
+            value = typed_value if equals else words[i + 1]
+    return f"{flag} {shlex.quote(str(value))}"
 
 
 def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, capture_video: bool = False,
@@ -58,13 +96,15 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
         try:
             envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                                 autoreset_mode=autoreset_mode, **options)
-        except ValueError as error:  # Predator-Prey's messages start with the option's name
-            option, _, reason = str(error).partition(" ")
-            raise GoalEnvError(f"{flag(option)} {reason}")
+        except ValueError as error:  # Predator-Prey's messages: "OPTION must be RULE, got VALUE"
+            option, _, reason = str(error).rpartition(", got ")[0].partition(" ")
+            for name in PREDATOR_PREY_DEFAULTS:  # the options the rule names, as flags too
+                reason = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), reason)
+            raise GoalEnvError(f"{as_typed(option, options[option])}: {reason}")
         capture_and_failure = (1.0, -1.0)
         envs = GoalVectorEnv(envs, envs.compute_reward, envs.max_episode_steps, False, capture_and_failure)
     else:
-        changed = [f"{flag(name)} {value}" for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
+        changed = [as_typed(name, value) for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
         if changed:
             raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
         compute_reward = check_goal_env(env_id)
@@ -72,7 +112,8 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
         no_autoreset = dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)
         sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is for the script, not them
         try:
-            envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset)
+            in_workers = [end_with_the_script] if mode == "async" else None
+            envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset, wrappers=in_workers)
         finally:
             signal.signal(signal.SIGINT, sigint)
         envs = GoalVectorEnv(envs, compute_reward, gym.spec(env_id).max_episode_steps, restart_finished)
@@ -85,11 +126,21 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
     return envs
 
 
+def end_with_the_script(env: gym.Env) -> gym.Env:
+    """In a MuJoCo worker process: end it when the script ends. A second Ctrl-C stops the script at once, and its
+    workers, finding their pipe closed, would each print a traceback."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    return env
+
+
 def check_goal_env(env_id: str):
     """The task's compute_reward, from one env in this process, once the task is known to be a goal env whose
     compute_reward scores many goals in one call (relabelling scores whole batches)."""
     try:
-        env = gym.make(env_id).unwrapped
+        with warnings.catch_warnings():  # gymnasium warns of an old version (in colour) before it refuses it
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id).unwrapped
     except (gym.error.Error, ImportError, TypeError) as error:
         raise GoalEnvError(f"--env-id {env_id}: {error}")
     space = env.observation_space
@@ -143,7 +194,8 @@ def make_env(env_id: str, render_mode=None, **options) -> gym.Env:
 
 def check_can_draw(env_id: str, **options) -> None:
     """--capture-video: refuse the run at once if the task cannot draw here (MuJoCo draws offscreen only with
-    MUJOCO_GL=egl or osmesa), rather than train for hours and find no video."""
+    MUJOCO_GL=egl or osmesa, and only where that library is installed), rather than train for hours and find no
+    video."""
     try:
         with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():  # GLFW's failed probes
             warnings.simplefilter("ignore")
@@ -153,7 +205,7 @@ def check_can_draw(env_id: str, **options) -> None:
             env.close()
     except Exception as error:
         reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise GoalEnvError(f"--capture-video: {env_id} cannot draw here ({reason}); set MUJOCO_GL=egl or osmesa")
+        raise GoalEnvError(f"--capture-video: {env_id} cannot draw here ({reason}); set {drawing_libraries()}")
 
 
 def play_episodes(env_id: str, policy, episodes: int, seed: int, video_path: str = "", **options) -> np.ndarray:

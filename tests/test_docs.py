@@ -1,5 +1,5 @@
 """The docs stay tied to the code: line 1 of every script links its docs page, and every line range a docs
-page cites exists in its script and still holds the code fragment the link names."""
+page cites exists in its script and starts at the line that holds the code fragment the link names."""
 import re
 from pathlib import Path
 
@@ -26,10 +26,9 @@ def test_first_line_links_an_existing_docs_page(script):
     assert (ROOT / match.group(1)).is_file(), f"{script.name} links {match.group(1)}, which does not exist"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_cited_line_ranges_hold_their_code(page):
+def link_problems(text: str) -> list:
     problems = []
-    for fragment, script, first, last in cited_ranges(page.read_text()):
+    for fragment, script, first, last in cited_ranges(text):
         path = ROOT / "algorithms" / script
         if not path.is_file():
             problems.append(f"{script} does not exist")
@@ -37,8 +36,14 @@ def test_cited_line_ranges_hold_their_code(page):
         lines = path.read_text().splitlines()
         if not 1 <= first <= last <= len(lines):
             problems.append(f"{script}#L{first}-L{last} is outside the file ({len(lines)} lines)")
-        elif not any(fragment in line for line in lines[first - 1 : last]):
-            problems.append(f"{script}#L{first}-L{last} no longer contains `{fragment}`")
+        elif fragment not in lines[first - 1]:
+            problems.append(f"{script}#L{first}-L{last} does not start at `{fragment}`")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_line_ranges_hold_their_code(page):
+    problems = link_problems(page.read_text())
     assert not problems, f"{page.name}: " + "; ".join(problems)
 
 
@@ -51,8 +56,12 @@ def test_every_script_has_a_page_with_line_references():
 
 
 def test_the_checker_catches_a_moved_range():
-    """The regex and the fragment check above really fail on a stale link (guards against a vacuous test)."""
-    text = "[`def relabel(`, lines 1-2](../algorithms/ppo_her.py#L1-L2)"
-    assert list(cited_ranges(text)) == [("def relabel(", "ppo_her.py", 1, 2)]
+    """A link is stale when its range has moved off the code, and also when it only contains the code further down:
+    the range must start at the line it names (guards against a vacuous test)."""
     lines = (ROOT / "algorithms" / "ppo_her.py").read_text().splitlines()
-    assert not any("def relabel(" in line for line in lines[0:2])
+    start = next(i for i, line in enumerate(lines) if "def relabel(" in line) + 1
+    link = "[`def relabel(`, lines {0}-{1}](../algorithms/ppo_her.py#L{0}-L{1})"
+    assert list(cited_ranges(link.format(start, start + 1))) == [("def relabel(", "ppo_her.py", start, start + 1)]
+    assert link_problems(link.format(start, start + 1)) == []
+    assert link_problems(link.format(1, 2)) == [f"ppo_her.py#L1-L2 does not start at `def relabel(`"]
+    assert len(link_problems(link.format(start - 1, start))) == 1  # holds the line, does not start at it
