@@ -229,28 +229,6 @@ def test_task_and_critic_targets():
     assert (decode(batch)[1] == 49).any() and not batch["done"].any()
 
 
-def test_learner_update_moves_the_networks_and_polyak_moves_the_targets():
-    """One DDPG step moves both networks and leaves the targets alone until update_target (polyak 0.95);
-    exploring actions stay within [-max_u, max_u]."""
-    torch.manual_seed(0)
-    args = her_ddpg.Args(env_id="FetchReach-v4", hidden_size=16)
-    her_ddpg.fill_task_defaults(args)
-    learner = her_ddpg.Learner(args, 5, 2, 1.0, FETCH, torch.device("cpu"))
-    before = [p.clone() for p in (*learner.actor.parameters(), *learner.qf.parameters())]
-    batch = dict(x=torch.randn(32, 5), x_next=torch.randn(32, 5), u=torch.rand(32, 2) * 2 - 1,
-                 r=-torch.ones(32), done=torch.zeros(32))
-    assert set(learner.update(batch)) == {"qf_loss", "actor_loss", "qf_values"}
-    after = [*learner.actor.parameters(), *learner.qf.parameters()]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after))
-    targets = [*learner.target_actor.parameters(), *learner.target_qf.parameters()]
-    assert all(torch.equal(a, b) for a, b in zip(before, targets))
-    learner.update_target()
-    for b, a, t in zip(before, after, targets):
-        torch.testing.assert_close(t, 0.95 * b + 0.05 * a)
-    u = learner.act(torch.randn(64, 5), explore=True, rng=np.random.default_rng(0))
-    assert u.shape == (64, 2) and np.abs(u).max() <= 1.0
-
-
 def test_task_defaults():
     """Flags left unset take the task's defaults (baselines' 8-worker set-up, its 1-CPU FetchReach set-up, the
     Predator-Prey action L2 scaled to its Q range); a flag given on the command line wins."""
