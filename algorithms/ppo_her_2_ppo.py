@@ -8,7 +8,6 @@
 import dataclasses
 import os
 import random
-import re
 import signal
 import sys
 import time
@@ -23,7 +22,7 @@ import tyro
 from torch.distributions.normal import Normal
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import as_typed, make_goal_env, play_episodes
+from envs import make_goal_env, play_episodes, refuse_broken, shared_rules
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -133,25 +132,26 @@ def check_args(args: Args) -> None:
                   "hidden_size", "her_k"]
     positive = ["stop_at_success", "learning_rate", "clip_coef", "max_grad_norm", "target_kl"]
     not_negative = ["checkpoint_every", "ent_coef", "vf_coef", "weight_decay"]
-    rules = [(name, np.isfinite(value), "finite") for name, value in vars(args).items()
-             if isinstance(value, float)]
+    rules = shared_rules(args)
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) > 0, "> 0") for name in positive]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in not_negative]
     rules += [
-        ("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-        ("exp_name", re.fullmatch(r"[\w.-]+", args.exp_name), "letters, digits, '_', '.', '-'"),
         ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no CUDA device"),
         ("total_timesteps", args.total_timesteps >= one_rollout,
          f">= one rollout, --num-envs x --num-steps = {one_rollout}"),
         ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"),
+        # beyond: NaN weights, or out of memory
+        ("learning_rate", args.learning_rate <= 1, "<= 1"),
+        ("weight_decay", args.weight_decay <= 1, "<= 1"),
+        ("num_envs", one_rollout <= 2**22, "<= 2**22 / --num-steps"),
+        ("her_k", args.her_k * one_rollout <= 2**24, "<= 2**24 / the rollout"),
+        ("hidden_size", args.hidden_size <= 4096, "<= 4096"),
         ("minibatch_size", args.minibatch_size <= one_rollout, f"<= one rollout, {one_rollout}"),
         ("switch_threshold", 0 <= args.switch_threshold <= 1, "in [0, 1]"),
     ]
-    for name, valid, rule in rules:
-        if not valid:
-            raise SystemExit(f"error: {as_typed(name, getattr(args, name))}: must be {rule}")
+    refuse_broken(rules, args)
 
 
 def resume_run(args: Args) -> tuple[Args, dict]:
@@ -472,7 +472,7 @@ if __name__ == "__main__":
         success_rate = checkpoint["success_rate"]
         her_on = checkpoint["her_on"]
         start_time -= checkpoint["seconds"]
-    if not checkpoint or not checkpoint["envs"]:  # MuJoCo's simulators start afresh on a resume
+    if not checkpoint or not checkpoint["envs"]:  # MuJoCo's start afresh on a resume
         next_obs = flat_obs(envs.reset(seed=args.seed + global_step)[0])
     end_reason = "budget reached"
     print(f"{'resuming' if checkpoint else 'run'} {run_dir} on {device}: {args.env_id}, "
@@ -584,7 +584,7 @@ if __name__ == "__main__":
                 next_obs=next_obs, global_step=global_step, iteration=iteration,
                 recent_success=recent_success, success_rate=success_rate,
                 seconds=time.time() - start_time, her_on=her_on)
-            # written beside, then renamed over the last one: a crash while writing keeps that one
+            # beside, then renamed: a crash while writing keeps the last one
             torch.save(checkpoint, f"{run_dir}/checkpoint.tmp")
             os.replace(f"{run_dir}/checkpoint.tmp", f"{run_dir}/checkpoint.pt")
         if stopping:

@@ -7,7 +7,6 @@
 import dataclasses
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -22,7 +21,7 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import as_typed, make_goal_env, play_episodes
+from envs import as_typed, make_goal_env, play_episodes, refuse_broken, shared_rules
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -116,22 +115,23 @@ def fill_task_defaults(args):
 
 
 def check_args(args):
-    positive = ["clip_obs", "norm_eps", "norm_clip", "policy_lr", "q_lr"]
+    positive = ["norm_eps", "norm_clip"]
     at_least_1 = ["torch_threads", "num_envs", "total_timesteps", "n_cycles", "batch_size",
                   "n_test_rollouts", "hidden_size"]
-    rules = [(name, np.isfinite(value), "finite") for name, value in vars(args).items() if isinstance(value, float)]
+    rules = shared_rules(args)
     rules += [(name, getattr(args, name) > 0, "> 0") for name in positive]
+    rules += [(name, 0 < getattr(args, name) <= 1, "in (0, 1]") for name in ["policy_lr", "q_lr"]]  # beyond: NaN
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
-    rules += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
-              ("exp_name", re.fullmatch(r"[\w.-]+", args.exp_name), "letters, digits, '_', '.', '-'"),
+    largest = dict(num_envs=2**16, batch_size=2**20, buffer_size=2**26, hidden_size=4096)  # beyond: out of memory
+    rules += [(name, getattr(args, name) <= top, f"<= {top}") for name, top in largest.items()]
+    rules += [("clip_obs", 0 < args.clip_obs <= 1e6, "in (0, 1e6]"),  # float32 inputs
+              ("torch_threads", args.torch_threads <= os.cpu_count(), f"<= {os.cpu_count()}, the cores here"),
               ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no GPU"),
               ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
               ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
-              ("alpha", args.alpha > 0, "> 0")]
-    for name, valid, rule in rules:
-        if not valid:
-            raise SystemExit(f"error: {as_typed(name, getattr(args, name))}: must be {rule}")
+              ("alpha", 0 < args.alpha <= 1e6, "in (0, 1e6]")]
+    refuse_broken(rules, args)
 
 
 def resume_run(args):
@@ -419,7 +419,7 @@ if __name__ == "__main__":
     task = task_of(args, envs)
     batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
     if args.buffer_size < batch_steps:
-        raise SystemExit(f"error: {as_typed('buffer_size', args.buffer_size)}: must be >= {batch_steps}")
+        raise SystemExit(f"error: {as_typed('buffer_size', args.buffer_size)}: must be >= --num-envs x T = {batch_steps}")
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
     ctrl_c = []  # Ctrl-C: stop after this cycle, with a checkpoint; a second one stops at once

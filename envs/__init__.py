@@ -16,11 +16,13 @@ from envs.predator_prey import (PREY_BEHAVIOURS, SPAWN_MODES, PredatorPreyCore, 
                                 PredatorPreyVectorEnv)
 
 __all__ = ["PREY_BEHAVIOURS", "SPAWN_MODES", "PredatorPreyCore", "PredatorPreyEnv", "PredatorPreyVectorEnv",
-           "GoalEnvError", "as_typed", "check_can_draw", "make_goal_env", "play_episodes"]
+           "GoalEnvError", "as_typed", "check_can_draw", "make_goal_env", "play_episodes", "refuse_broken",
+           "shared_rules"]
 
 if "PredatorPrey-v0" not in gymnasium.registry:
     gymnasium.register("PredatorPrey-v0", entry_point="envs.predator_prey:PredatorPreyEnv",
                        vector_entry_point="envs.predator_prey:PredatorPreyVectorEnv",
                        disable_env_checker=True)
 
-from envs.goal_env import GoalEnvError, as_typed, check_can_draw, make_goal_env, play_episodes  # noqa: E402 (needs the above)
+from envs.goal_env import (GoalEnvError, as_typed, check_can_draw, make_goal_env,  # noqa: E402 (needs the above)
+                           play_episodes, refuse_broken, shared_rules)

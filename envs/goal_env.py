@@ -79,7 +79,24 @@ def as_typed(name: str, value) -> str:
         typed_flag, equals, typed_value = word.partition("=")
         if typed_flag.replace("_", "-") == flag and (equals or i + 1 < len(words)):
             value = typed_value if equals else words[i + 1]
-    return f"{flag} {shlex.quote(str(value))}"
+    typed = shlex.quote(str(value))
+    return f"{flag} {typed if typed.isprintable() else repr(str(value))}"  # one line, a newline typed too
+
+
+def shared_rules(args) -> list:
+    """The rules every script's flags share, as (name, valid, rule): floats finite (inf and nan would reach the
+    networks), a seed numpy takes, a run name that is one plain folder name."""
+    rules = [(name, np.isfinite(value), "finite") for name, value in vars(args).items() if isinstance(value, float)]
+    rules += [("seed", 0 <= args.seed < 2**32, "in [0, 2**32)"),
+              ("exp_name", re.fullmatch(r"[\w.-]{1,100}", args.exp_name), "1-100 letters, digits, '_', '.', '-'")]
+    return rules
+
+
+def refuse_broken(rules: list, args) -> None:
+    """Ends the script at the first broken rule, in one line: `error: --flag VALUE: must be RULE`, as typed."""
+    for name, valid, rule in rules:
+        if not valid:
+            raise SystemExit(f"error: {as_typed(name, getattr(args, name))}: must be {rule}")
 
 
 def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, capture_video: bool = False,
@@ -145,14 +162,14 @@ def check_goal_env(env_id: str):
         raise GoalEnvError(f"--env-id {env_id}: {error}")
     space = env.observation_space
     if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
-        raise GoalEnvError(f"--env-id {env_id} is not a goal env (observation, achieved_goal, desired_goal)")
+        raise GoalEnvError(f"--env-id {env_id}: must be a goal env (observation, achieved_goal, desired_goal)")
     goals = np.zeros((2, *space["desired_goal"].shape))
     try:
         rewards = env.compute_reward(goals, goals, None)
     except Exception:
         rewards = None
     if np.shape(rewards) != (2,):
-        raise GoalEnvError(f"--env-id {env_id}: its compute_reward is not vectorised (one reward per goal)")
+        raise GoalEnvError(f"--env-id {env_id}: must be a goal env whose compute_reward scores many goals at once")
     return env.compute_reward
 
 

@@ -61,8 +61,8 @@ class PredatorPreyCore:
         _choice("spawn", spawn, SPAWN_MODES)
         _choice("num_dims", num_dims, range(2, 7))
         for name, value in (("grid_size", grid_size), ("radius", radius), ("max_episode_steps", max_episode_steps)):
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            if not 0 < value <= 1e6:  # float32 positions: the squared distances of a larger box overflow
+                raise ValueError(f"{name} must be in (0, 1e6], got {value!r}")
         if 2 * radius >= grid_size:
             raise ValueError(f"radius must be below grid_size / 2 so that random spawns exist, got {radius!r}")
         self.num_envs, self.prey, self.spawn, self.num_dims = int(num_envs), prey, spawn, int(num_dims)

@@ -51,12 +51,12 @@ def test_fetch_reach_restarts_in_subprocesses_or_waits_for_a_reset():
 
 @pytest.mark.parametrize("env_id, options, says", [
     ("NoSuchEnv-v0", {}, "--env-id NoSuchEnv-v0"),
-    ("CartPole-v1", {}, "--env-id CartPole-v1 is not a goal env"),
-    ("one_goal_env:OneGoalAtATime-v0", {}, "its compute_reward is not vectorised"),
+    ("CartPole-v1", {}, "--env-id CartPole-v1: must be a goal env"),
+    ("one_goal_env:OneGoalAtATime-v0", {}, "compute_reward scores many goals at once"),
     ("FetchReach-v4", dict(prey="static", radius=2.0, num_dims=3), "--prey static, --radius 2.0: Predator-Prey"),
-    ("PredatorPrey-v0", dict(num_dims=9), "--num-dims must be one of 2, 3, 4, 5, 6, got 9"),
-    ("PredatorPrey-v0", dict(max_episode_steps=-1), "--max-episode-steps must be a positive number, got -1"),
-    ("PredatorPrey-v0", dict(radius=6.0), "--radius must be below grid_size / 2"),
+    ("PredatorPrey-v0", dict(num_dims=9), "--num-dims 9: must be one of 2, 3, 4, 5, 6"),
+    ("PredatorPrey-v0", dict(max_episode_steps=-1), "--max-episode-steps -1: must be in (0, 1e6]"),
+    ("PredatorPrey-v0", dict(radius=6.0), "--radius 6.0: must be below --grid-size / 2"),
 ])
 def test_refusals_name_the_flag(tmp_path, monkeypatch, env_id, options, says):
     """A task that cannot be built as asked is one GoalEnvError whose one line names the flag as the scripts spell
@@ -72,7 +72,7 @@ def test_refusals_name_the_flag(tmp_path, monkeypatch, env_id, options, says):
 def test_a_bad_option_is_refused_as_itself_even_with_video():
     """With capture_video the video check runs only after the options are checked, so a bad option is named as
     itself, not reported as a task that cannot draw."""
-    with pytest.raises(GoalEnvError, match="--num-dims must be one of"):
+    with pytest.raises(GoalEnvError, match="--num-dims 9: must be one of"):
         make_goal_env("PredatorPrey-v0", 1, capture_video=True, num_dims=9)
     with pytest.raises(GoalEnvError, match="--prey static: Predator-Prey options"):
         make_goal_env("FetchReach-v4", 1, capture_video=True, prey="static")

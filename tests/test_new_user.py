@@ -83,12 +83,12 @@ def test_video_refusal_recommends_only_a_mujoco_gl_that_is_installed(tmp_path):
 
 @pytest.mark.parametrize("script, flags, says", [
     ("ppo_her_2_ppo", ["--switch-threshold", "2"], "error: --switch-threshold 2: must be in [0, 1]"),
-    ("ppo_her", ["--grid-size", "0"], "error: --grid-size 0: must be a positive number"),
+    ("ppo_her", ["--grid-size", "0"], "error: --grid-size 0: must be in (0, 1e6]"),
     ("ppo_her", ["--radius=6"], "error: --radius 6: must be below --grid-size / 2"),
     ("ppo_her", ["--learning-rate", "inf"], "error: --learning-rate inf: must be finite"),
     ("ppo_her", ["--minibatch-size", "4096"], "error: --minibatch-size 4096: must be <= one rollout, 2048"),
-    ("ppo_her", ["--exp-name", "a b"], "error: --exp-name 'a b': must be letters, digits"),
-    ("ppo_her", ["--exp-name", ""], "error: --exp-name '': must be letters, digits"),
+    ("ppo_her", ["--exp-name", "a b"], "error: --exp-name 'a b': must be 1-100 letters, digits"),
+    ("ppo_her", ["--exp-name", ""], "error: --exp-name '': must be 1-100 letters, digits"),
     ("meher", ["--no-her"], "error: --no-her: must be left out: MEHER relabels"),
     ("her_ddpg", ["--env-id", "FetchReach-v3"], "error: --env-id FetchReach-v3: "),
     ("sher", ["--polyak", "1.50"], "error: --polyak 1.50: must be in [0, 1]"),
