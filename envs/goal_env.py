@@ -124,7 +124,7 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
         changed = [as_typed(name, value) for name, value in options.items() if value != PREDATOR_PREY_DEFAULTS[name]]
         if changed:
             raise GoalEnvError(f"{', '.join(changed)}: Predator-Prey options, not for --env-id {env_id}")
-        compute_reward = check_goal_env(env_id)
+        compute_reward, max_episode_steps = check_goal_env(env_id)
         mode = "async" if num_envs > 1 else "sync"  # MuJoCo in subprocesses: all cores simulate
         no_autoreset = dict(autoreset_mode=gym.vector.AutoresetMode.DISABLED)
         sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: Ctrl-C is for the script, not them
@@ -133,7 +133,7 @@ def make_goal_env(env_id: str, num_envs: int, restart_finished: bool = True, cap
             envs = gym.make_vec(env_id, num_envs, mode, vector_kwargs=no_autoreset, wrappers=in_workers)
         finally:
             signal.signal(signal.SIGINT, sigint)
-        envs = GoalVectorEnv(envs, compute_reward, gym.spec(env_id).max_episode_steps, restart_finished)
+        envs = GoalVectorEnv(envs, compute_reward, max_episode_steps, restart_finished)
     if capture_video:  # only now: a bad option is refused as itself, not as a task that cannot draw
         try:
             check_can_draw(env_id, **options)
@@ -152,14 +152,21 @@ def end_with_the_script(env: gym.Env) -> gym.Env:
 
 
 def check_goal_env(env_id: str):
-    """The task's compute_reward, from one env in this process, once the task is known to be a goal env whose
-    compute_reward scores many goals in one call (relabelling scores whole batches)."""
+    """The task's compute_reward and episode length, from one env in this process, once the task is known to be a
+    goal env whose compute_reward scores many goals in one call (relabelling scores whole batches)."""
     try:
         with warnings.catch_warnings():  # gymnasium warns of an old version (in colour) before it refuses it
             warnings.simplefilter("ignore")
-            env = gym.make(env_id).unwrapped
+            env = gym.make(env_id)
+        if env.spec.id != env_id.split(":")[-1]:  # gym.make also takes FetchReach for FetchReach-v4
+            raise gym.error.Error(f"no version in {env_id}")
     except (gym.error.Error, ImportError, TypeError) as error:
+        versions = sorted(name for name in gym.registry if name.split("-v")[0] == env_id.split("-v")[0])
+        if versions:  # a missing, old or mistyped version: name the newest
+            raise GoalEnvError(f"--env-id {env_id}: must be {versions[-1]}")
         raise GoalEnvError(f"--env-id {env_id}: {error}")
+    max_episode_steps = env.spec.max_episode_steps
+    env = env.unwrapped
     space = env.observation_space
     if not isinstance(space, gym.spaces.Dict) or {"observation", "achieved_goal", "desired_goal"} - set(space):
         raise GoalEnvError(f"--env-id {env_id}: must be a goal env (observation, achieved_goal, desired_goal)")
@@ -170,7 +177,7 @@ def check_goal_env(env_id: str):
         rewards = None
     if np.shape(rewards) != (2,):
         raise GoalEnvError(f"--env-id {env_id}: must be a goal env whose compute_reward scores many goals at once")
-    return env.compute_reward
+    return env.compute_reward, max_episode_steps
 
 
 class GoalVectorEnv(gym.vector.VectorWrapper):

@@ -90,7 +90,8 @@ def test_video_refusal_recommends_only_a_mujoco_gl_that_is_installed(tmp_path):
     ("ppo_her", ["--exp-name", "a b"], "error: --exp-name 'a b': must be 1-100 letters, digits"),
     ("ppo_her", ["--exp-name", ""], "error: --exp-name '': must be 1-100 letters, digits"),
     ("meher", ["--no-her"], "error: --no-her: must be left out: MEHER relabels"),
-    ("her_ddpg", ["--env-id", "FetchReach-v3"], "error: --env-id FetchReach-v3: "),
+    ("her_ddpg", ["--env-id", "FetchReach-v3"], "error: --env-id FetchReach-v3: must be FetchReach-v4"),
+    ("ppo_her", ["--env-id", "PredatorPrey"], "error: --env-id PredatorPrey: must be PredatorPrey-v0"),
     ("sher", ["--polyak", "1.50"], "error: --polyak 1.50: must be in [0, 1]"),
 ])
 def test_every_refusal_has_one_wording(tmp_path, script, flags, says):
