@@ -146,7 +146,8 @@ EXPERIMENTS = [
         name="ppo-vs-ppo-her",
         figure="PPO-HER paper (arXiv 2410.22524) Fig. 2: PPO vs PPO-HER on 4 of its 12 prey x spawn conditions, "
                "paper defaults, runs stop at 95% success",
-        methods=PPO_AND_PPO_HER, conditions=FOUR_CONDITIONS, flags="--stop-at-success 0.95", budget=300_000, hours=2.3),
+        methods=PPO_AND_PPO_HER, conditions=FOUR_CONDITIONS, flags="--stop-at-success 0.95", budget=300_000, hours=3.8,
+        seeds=5),
     Experiment(
         name="ppo-her-fast",
         figure="PPO-HER paper Fig. 2 at the fast configuration (4 conditions, stop at 95% success); the workload "
