@@ -160,6 +160,8 @@ def check_goal_env(env_id: str):
             env = gym.make(env_id)
         if env.spec.id != env_id.split(":")[-1]:  # gym.make also takes FetchReach for FetchReach-v4
             raise gym.error.Error(f"no version in {env_id}")
+        if env.spec.id == PREDATOR_PREY:  # through another name it would miss its terminal rewards
+            raise GoalEnvError(f"--env-id {env_id}: must be {PREDATOR_PREY}")
     except (gym.error.Error, ImportError, TypeError) as error:
         versions = sorted(name for name in gym.registry if name.split("-v")[0] == env_id.split("-v")[0])
         if versions:  # a missing, old or mistyped version: name the newest
