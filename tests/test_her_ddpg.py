@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, interrupt_script, load_script, read_scalars, run_script
+from conftest import (assert_one_line_error, assert_one_line_error_in_process, interrupt_script, load_script,
+                      read_scalars, run_in_process, run_script)
 from envs import make_goal_env
 
 her_ddpg = load_script("her_ddpg")
@@ -352,10 +353,10 @@ def test_resume_refusals_exit_3_with_one_line(tmp_path, monkeypatch):
                 ("her_ddpg", ["--total-timesteps", "100"], "--total-timesteps must be above the 200 steps done"),
                 ("sher", [], "is not a checkpoint of sher.py")]
     for script, flags, says in refusals:
-        out = assert_one_line_error(script, tmp_path, "--resume", str(run_dir), *flags)
+        out = assert_one_line_error_in_process(script, tmp_path, "--resume", str(run_dir), *flags)
         assert out.returncode == 3 and out.stderr.startswith("error: --resume: ") and says in out.stderr, out.stderr
     checkpoint.write_bytes(good[: len(good) // 2])
-    out = assert_one_line_error("her_ddpg", tmp_path, "--resume", str(run_dir))
+    out = assert_one_line_error_in_process("her_ddpg", tmp_path, "--resume", str(run_dir))
     assert out.returncode == 3 and "cannot read" in out.stderr
 
 
@@ -407,8 +408,9 @@ BAD_VALUES = [  # (flags, what the one line must say): the script's own checks
 @pytest.mark.parametrize("flags, says", BAD_VALUES, ids=[" ".join(flags) for flags, _ in BAD_VALUES])
 def test_bad_values_are_one_line_naming_the_flag(tmp_path, flags, says):
     """A bad value ends the script non-zero before any run starts, with one `error: ...` line on stderr naming the
-    flag and no traceback."""
-    out = assert_one_line_error("her_ddpg", tmp_path, *flags)
+    flag and no traceback (in this process; `--gamma 1.5` also through the real command line)."""
+    check = assert_one_line_error if flags == ["--gamma", "1.5"] else assert_one_line_error_in_process
+    out = check("her_ddpg", tmp_path, *flags)
     assert out.stderr.startswith("error: ") and says in out.stderr, out.stderr
     assert not (tmp_path / "runs").exists()
 
@@ -418,7 +420,7 @@ def test_bad_values_are_one_line_naming_the_flag(tmp_path, flags, says):
 def test_parse_errors_are_tyros_message(tmp_path, flags, says):
     """What tyro cannot parse ends the script with tyro's own message (status 2, no traceback): it names the flag
     and, for a choice, lists the valid values."""
-    out = run_script("her_ddpg", tmp_path, *flags)
+    out = run_in_process("her_ddpg", tmp_path, *flags)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert all(word in out.stderr for word in says), out.stderr
     assert not (tmp_path / "runs").exists()
@@ -426,5 +428,5 @@ def test_parse_errors_are_tyros_message(tmp_path, flags, says):
 
 def test_help_still_prints_the_help():
     """--help prints tyro's whole help to stdout with exit status 0."""
-    proc = run_script("her_ddpg", ".", "--help")
+    proc = run_in_process("her_ddpg", ".", "--help")
     assert proc.returncode == 0 and "--checkpoint-every" in proc.stdout and "--resume" in proc.stdout

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import NOT_VECTORISED_ENV, assert_one_line_error, load_checkpoint, load_script, only_run, read_scalars, run_script
+from conftest import (NOT_VECTORISED_ENV, assert_one_line_error, assert_one_line_error_in_process, load_checkpoint,
+                      load_script, only_run, read_scalars, run_script)
 
 ppo_her = load_script("ppo_her")
 meher = load_script("meher")
@@ -158,9 +159,9 @@ def test_bad_env_input_is_one_line_on_the_command_line(tmp_path, monkeypatch, sc
     """Through each script's command line: a compute_reward that is not vectorised gives exit status 1, one line on
     stderr and no run folder."""
     (tmp_path / "one_goal_env.py").write_text(NOT_VECTORISED_ENV)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    out = assert_one_line_error(script, tmp_path, "--env-id", "one_goal_env:OneGoalAtATime-v0")
-    assert "not vectorised" in out.stderr and not (tmp_path / "runs").exists(), out.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))  # in this process: PYTHONPATH is sys.path
+    out = assert_one_line_error_in_process(script, tmp_path, "--env-id", "one_goal_env:OneGoalAtATime-v0")
+    assert "scores many goals at once" in out.stderr and not (tmp_path / "runs").exists(), out.stderr
 
 
 SMALL = ["--env-id", "FetchReach-v4", "--num-envs", "2", "--num-steps", "256", "--hidden-size", "32",

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (assert_one_line_error, assert_resume_is_identical, interrupt_script, load_checkpoint,
-                      load_script, only_run, read_scalars, run_script)
+from conftest import (assert_one_line_error, assert_one_line_error_in_process, assert_resume_is_identical,
+                      interrupt_script, load_checkpoint, load_script, only_run, read_scalars, run_in_process,
+                      run_script)
 
 ppo_her = load_script("ppo_her")
 RADIUS = 1.0
@@ -194,17 +195,17 @@ def test_checkpoint_every_and_resume_refusals(tmp_path):
     assert out.returncode == 0, out.stderr
     run = only_run(tmp_path)
     assert load_checkpoint(tmp_path)["iteration"] == 3
-    wrong = assert_one_line_error("ppo_her", tmp_path, "--hidden-size", "32", "--resume", str(run))
+    wrong = assert_one_line_error_in_process("ppo_her", tmp_path, "--hidden-size", "32", "--resume", str(run))
     assert wrong.returncode == 3 and "the run has --hidden-size 16" in wrong.stderr
-    other = assert_one_line_error("meher", tmp_path, "--resume", str(run))
+    other = assert_one_line_error_in_process("meher", tmp_path, "--resume", str(run))
     assert other.returncode == 3 and "not a checkpoint of meher.py" in other.stderr
-    spent = assert_one_line_error("ppo_her", tmp_path, "--resume", str(run))
+    spent = assert_one_line_error_in_process("ppo_her", tmp_path, "--resume", str(run))
     assert spent.returncode == 3 and "--total-timesteps must be above the 1536 steps done" in spent.stderr
     more = run_script("ppo_her", tmp_path, "--resume", str(run), "--total-timesteps", "2048")
     assert more.returncode == 0 and "step     2048/2048" in more.stdout, more.stderr
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
-    cut = assert_one_line_error("ppo_her", tmp_path, "--resume", str(run), "--total-timesteps", "4096")
+    cut = assert_one_line_error_in_process("ppo_her", tmp_path, "--resume", str(run), "--total-timesteps", "4096")
     assert cut.returncode == 3 and "cannot read" in cut.stderr
 
 
@@ -239,11 +240,13 @@ def test_capture_video_writes_a_playable_file(tmp_path):
                                    ["--stop-at-success", "-3"], ["--save-model", "--eval-episodes", "0"],
                                    ["--num-dims", "9"], ["--radius", "-1"], ["--gamma", "1"]])
 def test_bad_input_is_one_line(tmp_path, flags):
-    """Bad input through the real command line: non-zero exit, a message naming the flag as typed, no traceback, no
-    run folder (too many envs for the budget is refused before anything is allocated or run)."""
+    """Bad input through the script's main block in this process (`--update-epochs 0` also through the real command
+    line): non-zero exit, a message naming the flag as typed, no traceback, no run folder (too many envs for the
+    budget is refused before anything is allocated or run)."""
     if flags == ["--cuda"] and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    out = assert_one_line_error("ppo_her", tmp_path, *flags)
+    check = assert_one_line_error if flags == ["--update-epochs", "0"] else assert_one_line_error_in_process
+    out = check("ppo_her", tmp_path, *flags)
     named = [flag for flag in flags if flag.startswith("--")]
     assert any(flag in out.stderr for flag in named) or "Unrecognized" in out.stderr, out.stderr
     assert not (tmp_path / "runs").exists()
@@ -251,5 +254,5 @@ def test_bad_input_is_one_line(tmp_path, flags):
 
 def test_help_is_the_full_help(tmp_path):
     """--help still prints tyro's whole help, to stdout, with exit status 0."""
-    out = run_script("ppo_her", tmp_path, "--help")
+    out = run_in_process("ppo_her", tmp_path, "--help")
     assert out.returncode == 0 and "--checkpoint-every" in out.stdout and "--capture-video" in out.stdout
