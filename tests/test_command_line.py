@@ -543,7 +543,8 @@ def test_base_flags_override_earlier_ones():
 
 
 # Every failure the fuzz found (and those the issue named), as its minimal command line after the base flags, kept
-# once fixed.
+# once fixed. Values that only make a run long (--n-batches 10**6, --update-epochs 10**6) are not kept: they pass
+# only by spending the whole guard (a started run, still clean, is fine).
 PPO = ["ppo_her", "meher", "ppo_her_2_ppo"]
 OFF_POLICY = ["her_ddpg", "sher"]
 LONG_NAME = "x" * 300
@@ -566,15 +567,12 @@ OFF_POLICY_ONLY = [
     ["--num-envs", "1000000000"], ["--num-envs", str(2**63 - 1)], ["--batch-size", "1000000000"],
     ["--batch-size", str(2**63)], ["--buffer-size", "1000000000"], ["--buffer-size", str(2**63)],
     ["--torch-threads", "1000"], ["--torch-threads", "1000000"], ["--torch-threads", str(2**32)],
-    ["--n-batches", "1000000"], ["--n-test-rollouts", "1000000"],  # the guard: the first cycle never ends
 ]
 REGRESSIONS = (
     [(script, flags) for script in SCRIPTS for flags in EVERY_SCRIPT]
     + [(script, flags) for script in PPO for flags in PPO_ONLY]
     + [(script, flags) for script in OFF_POLICY for flags in OFF_POLICY_ONLY]
     + [("ppo_her", ["--her-k", "1000000"]), ("ppo_her_2_ppo", ["--her-k", "1000000"]),  # the guard
-       ("ppo_her", ["--update-epochs", "1000000", "--target-kl", "1e308"]),  # the guard
-       ("meher", ["--update-epochs", str(2**64), "--weight-decay", "0.5"]),  # the guard
        ("meher", ["--no-her"]), ("meher", ["--s-ratio", "5e-324"]), ("ppo_her_2_ppo", ["--switch-threshold", "2"]),
        ("her_ddpg", ["--noise-eps", "1e308"]), ("her_ddpg", ["--action-l2", str(10**19)])]
 )

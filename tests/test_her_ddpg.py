@@ -343,10 +343,10 @@ def test_resume_refusals_exit_3_with_one_line(tmp_path, monkeypatch):
         open(path, "wb").write(good[:100])
         raise ZeroDivisionError
 
-    monkeypatch.setattr(her_ddpg.torch, "save", crash)
-    with pytest.raises(ZeroDivisionError):
-        her_ddpg.save_checkpoint({"script": "her_ddpg.py"}, str(checkpoint))
+    monkeypatch.setattr(torch, "save", crash)  # the script's own torch, in this process
+    crashed = run_in_process("her_ddpg", tmp_path, "--resume", str(run_dir), "--total-timesteps", "400")
     monkeypatch.undo()
+    assert crashed.returncode == 1 and "ZeroDivisionError" in crashed.stderr
     assert checkpoint.read_bytes() == good
     refusals = [("her_ddpg", ["--gamma", "0.9"], "the run has --gamma 0.98"),
                 ("her_ddpg", ["--env-id", "FetchReach-v4"], "the run has --env-id PredatorPrey-v0"),
@@ -398,7 +398,7 @@ def test_capture_video_without_an_offscreen_renderer_is_refused_at_once(tmp_path
 
 
 BAD_VALUES = [  # (flags, what the one line must say): the script's own checks
-    (["--policy-lr", "-1"], "--policy-lr -1.0: must be > 0"), (["--gamma", "1.5"], "--gamma 1.5: must be in (0, 1)"),
+    (["--policy-lr", "-1"], "--policy-lr -1: must be in (0, 1]"), (["--gamma", "1.5"], "--gamma 1.5: must be in (0, 1)"),
     (["--exp-name", "a/b"], "--exp-name a/b"), (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
     (["--n-test-rollouts", "0"], "--n-test-rollouts 0: must be >= 1"), (["--prey", "static"], "--prey static"),
     (["--buffer-size", "10"], "--buffer-size 10: must be >="), (["--env-id", "NoSuchEnv-v0"], "--env-id NoSuchEnv-v0"),
