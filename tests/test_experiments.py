@@ -131,7 +131,7 @@ def test_list_shows_every_experiment_with_its_run_count_and_figure():
     out = subprocess.run([sys.executable, str(EXPERIMENTS_PY), "list"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines()}
-    expected = {"ppo-vs-ppo-her": 24, "ppo-her-fast": 24, "meher-paper-defaults": 9, "meher-sratio-sweep-fast": 140,
+    expected = {"ppo-vs-ppo-her": 40, "ppo-her-fast": 24, "meher-paper-defaults": 9, "meher-sratio-sweep-fast": 140,
                 "sher-vs-ddpg-push": 4, "sher-alpha-push": 4,
                 **{name: methods * conditions * seeds for name, (methods, conditions, seeds) in PAPER_GRIDS.items()}}
     for name, count in expected.items():
