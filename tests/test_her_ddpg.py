@@ -276,7 +276,8 @@ def test_fetch_smoke_run_writes_tensorboard_and_stops_at_the_budget(tmp_path):
     assert lines[0] == f"run runs/{run_dir.name} on cpu: FetchReach-v4, budget 130 env steps"
     assert last_step(proc.stdout) == "130/130"
     assert lines[-1].startswith("budget reached: step 130/130 after ")
-    assert lines[-1].endswith(f"; logs and checkpoint in runs/{run_dir.name}")
+    model = f"runs/{run_dir.name}/her_ddpg.cleanrl_model"
+    assert lines[-1].endswith(f"; logs and checkpoint in runs/{run_dir.name}, model {model}")
     assert {path.name.split(".")[0] for path in run_dir.iterdir()} == {"events", "checkpoint", "her_ddpg"}
 
 
