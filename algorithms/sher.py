@@ -21,7 +21,7 @@ import torch.optim as optim
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import as_typed, make_goal_env, play_episodes, refuse_broken, shared_rules
+from envs import make_goal_env, play_episodes, refuse_broken, shared_rules
 
 SCRIPT = os.path.basename(__file__)
 RESUME_REFUSED = 3  # the exit status of a refused --resume (the experiment runner reads it)
@@ -418,8 +418,7 @@ if __name__ == "__main__":
                          capture_video=args.capture_video, prey=args.prey, spawn=args.spawn)
     task = task_of(args, envs)
     batch_steps = args.num_envs * task.horizon  # the buffer must hold a batch of whole episodes
-    if args.buffer_size < batch_steps:
-        raise SystemExit(f"error: {as_typed('buffer_size', args.buffer_size)}: must be >= --num-envs x T = {batch_steps}")
+    refuse_broken([("buffer_size", args.buffer_size >= batch_steps, f">= --num-envs x T = {batch_steps}")], args)
     if checkpoint and checkpoint["envs"]:  # Predator-Prey goes on mid-episode; MuJoCo starts afresh
         envs = checkpoint["envs"]
     ctrl_c = []  # Ctrl-C: stop after this cycle, with a checkpoint; a second one stops at once
