@@ -69,17 +69,17 @@ class Args:
     stop_at_success: float = 1.1
     """stop once the success rate of the last 100 episodes reaches this (> 1: never)"""
     learning_rate: float = 3e-4
-    """the learning rate of the optimizer (Adam)"""
+    """Adam's learning rate"""
     num_envs: int = 1
-    """the number of parallel game environments"""
+    """parallel environments"""
     num_steps: int = 2048
     """env steps per environment per rollout (num_envs x num_steps = 2048 in the paper)"""
     anneal_lr: bool = False
     """anneal the learning rate linearly to 0 (off in the paper)"""
     gamma: float = 0.99
-    """the discount factor gamma"""
+    """the discount factor"""
     gae_lambda: float = 0.95
-    """the lambda for the general advantage estimation"""
+    """GAE's lambda"""
     minibatch_size: int = 64
     """samples per gradient step (the batch grows with the relabelled copies)"""
     update_epochs: int = 10
@@ -93,9 +93,9 @@ class Args:
     ent_coef: float = 0.0
     """coefficient of the entropy bonus"""
     vf_coef: float = 0.5
-    """coefficient of the value function loss"""
+    """coefficient of the value loss"""
     max_grad_norm: float = 0.5
-    """the maximum norm for the gradient clipping"""
+    """clip the gradients to this norm"""
     target_kl: float = 0.05
     """stop the update epochs once the approximate KL exceeds this"""
     kl_stop_before_step: bool = False
@@ -138,9 +138,11 @@ def check_args(args: Args) -> None:
          f">= one rollout, --num-envs x --num-steps = {one_rollout}"),
         ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "in [0, 1]"),
-        # beyond: NaN weights, or out of memory
+        # beyond: NaN, or out of memory
         ("learning_rate", args.learning_rate <= 1, "<= 1"),
         ("weight_decay", args.weight_decay <= 1, "<= 1"),
+        ("clip_coef", args.clip_coef <= 10**6, "<= 10**6"),
+        ("init_logstd", abs(args.init_logstd) <= 5, "in [-5, 5]"),
         ("num_envs", one_rollout <= 2**22, "<= 2**22 / --num-steps"),
         ("her_k", args.her_k * one_rollout <= 2**24, "<= 2**24 / the rollout"),
         ("hidden_size", args.hidden_size <= 4096, "<= 4096"),

@@ -45,7 +45,6 @@ Runs:
 
 Every failure found is kept in REGRESSIONS (minimal command lines), checked by the same property.
 """
-import contextlib
 import dataclasses
 import faulthandler
 import gc
@@ -54,14 +53,12 @@ import math
 import os
 import re
 import resource
-import runpy
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import typing
 import warnings
 from pathlib import Path
@@ -72,7 +69,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis import strategies as st
 
-from conftest import ALGORITHMS, Utf8StringIO, load_script
+from conftest import ALGORITHMS, Utf8StringIO, load_script, run_main_block
 
 torch.set_num_threads(1)
 
@@ -254,7 +251,6 @@ def run_in_this_process(script: str, cwd: str, argv: list) -> Outcome:
     """conftest.run_in_process with the fuzz's Ctrl-C at the start line and its guards."""
     stdout, stderr = StartWatcher(), Utf8StringIO()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGALRM, signal.SIGPROF)}
-    saved = sys.argv, os.getcwd()
     threads, limits = torch.get_num_threads(), resource.getrlimit(resource.RLIMIT_AS)
     status, start = 0, time.time()
 
@@ -262,8 +258,6 @@ def run_in_this_process(script: str, cwd: str, argv: list) -> Outcome:
         raise GuardHit("guard" if signum == signal.SIGPROF else "wall")
 
     try:
-        os.chdir(cwd)
-        sys.argv = [str(ALGORITHMS / f"{script}.py"), *argv]
         signal.signal(signal.SIGPROF, guard)
         signal.signal(signal.SIGALRM, guard)
         soft = address_space_limit() if limits[1] == resource.RLIM_INFINITY else min(address_space_limit(), limits[1])
@@ -271,30 +265,18 @@ def run_in_this_process(script: str, cwd: str, argv: list) -> Outcome:
         faulthandler.dump_traceback_later(WALL_S + 120, exit=True)
         signal.setitimer(signal.ITIMER_PROF, GUARD_S)  # CPU time: a loaded machine does not make a run fail
         signal.setitimer(signal.ITIMER_REAL, WALL_S)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+        with warnings.catch_warnings():
             interpreter_warnings()
-            try:
-                runpy.run_path(sys.argv[0], run_name="__main__")
-            except GuardHit as hit:
-                status = hit.args[0]
-            except SystemExit as exit:
-                if isinstance(exit.code, str):
-                    print(exit.code, file=sys.stderr)
-                status = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
-            except BaseException:
-                traceback.print_exc()
-                status = 1
-    except GuardHit as hit:  # between the end of the run and the end of the guard
+            status = run_main_block(script, cwd, argv, stdout, stderr, let_through=GuardHit)
+    except GuardHit as hit:  # in the run, or between its end and the end of the guard
         status = hit.args[0]
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
         faulthandler.cancel_dump_traceback_later()
-        if status not in (0, 130) and os.path.isdir("runs"):  # cut short: its TensorBoard writer would go on
-            close_leaked_writers()  # writing to runs/ relative to the folder this process goes back to
+        if status not in (0, 130) and os.path.isdir(os.path.join(cwd, "runs")):  # cut short: its TensorBoard
+            close_leaked_writers()  # writer would go on writing to runs/ relative to this process's folder
         resource.setrlimit(resource.RLIMIT_AS, limits)
-        sys.argv = saved[0]
-        os.chdir(saved[1])
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         torch.set_num_threads(threads)
@@ -558,8 +540,9 @@ PPO_ONLY = [
     ["--learning-rate", "inf"], ["--learning-rate", "1e308"], ["--learning-rate", "3.5e38"],
     ["--weight-decay", "1e308"], ["--clip-coef", "1e308"], ["--clip-coef", "3.5e38"], ["--init-logstd", "100"],
     ["--init-logstd", "1e308"], ["--init-logstd", "-1e39"], ["--minibatch-size", "100000"], ["--grid-size", "2"],
-    ["--grid-size", "1e-8"],
-    ["--grid-size", "1e30"], ["--grid-size", "1e39"], ["--grid-size", "1e308"], ["--max-episode-steps", str(2**64)],
+    ["--grid-size", "1e-8"], ["--grid-size", "1e30"], ["--grid-size", "1e39"], ["--grid-size", "1e308"],
+    ["--max-episode-steps", str(2**64)],
+    ["--clip-coef", str(10**6)], ["--init-logstd", "5"], ["--init-logstd", "-5"],  # the largest accepted
 ]
 OFF_POLICY_ONLY = [
     ["--norm-clip", "1e308"], ["--norm-eps", "1e308"], ["--policy-lr", "1e308"], ["--policy-lr", "3.5e38"],
@@ -567,26 +550,18 @@ OFF_POLICY_ONLY = [
     ["--num-envs", "1000000000"], ["--num-envs", str(2**63 - 1)], ["--batch-size", "1000000000"],
     ["--batch-size", str(2**63)], ["--buffer-size", "1000000000"], ["--buffer-size", str(2**63)],
     ["--torch-threads", "1000"], ["--torch-threads", "1000000"], ["--torch-threads", str(2**32)],
+    ["--norm-clip", str(10**6)], ["--norm-eps", str(10**6)],  # the largest accepted
 ]
 REGRESSIONS = (
     [(script, flags) for script in SCRIPTS for flags in EVERY_SCRIPT]
     + [(script, flags) for script in PPO for flags in PPO_ONLY]
     + [(script, flags) for script in OFF_POLICY for flags in OFF_POLICY_ONLY]
     + [("ppo_her", ["--her-k", "1000000"]), ("ppo_her_2_ppo", ["--her-k", "1000000"]),  # the guard
-       ("meher", ["--no-her"]), ("meher", ["--s-ratio", "5e-324"]), ("ppo_her_2_ppo", ["--switch-threshold", "2"]),
-       ("her_ddpg", ["--noise-eps", "1e308"]), ("her_ddpg", ["--action-l2", str(10**19)])]
+       ("meher", ["--no-her"]), ("meher", ["--s-ratio", "5e-324"]), ("meher", ["--s-ratio", "1e-300"]),
+       ("ppo_her_2_ppo", ["--switch-threshold", "2"]), ("her_ddpg", ["--noise-eps", "1e308"]),
+       ("her_ddpg", ["--noise-eps", str(10**6)]), ("her_ddpg", ["--action-l2", str(10**19)])]
 )
-
-
-# Found and not fixed yet: each script still accepts these and then crashes or fills its networks with NaN. strict:
-# a fix makes the test pass, which fails here until the example leaves OPEN.
-OPEN = {("ppo_her", "--clip-coef"), ("meher", "--clip-coef"), ("ppo_her_2_ppo", "--clip-coef"),
-        ("ppo_her", "--init-logstd"), ("meher", "--init-logstd"), ("ppo_her_2_ppo", "--init-logstd"),
-        ("her_ddpg", "--norm-clip"), ("sher", "--norm-clip"), ("her_ddpg", "--norm-eps"), ("sher", "--norm-eps"),
-        ("her_ddpg", "--noise-eps"), ("meher", "--s-ratio")}
 REGRESSION_IDS = [f"{s} {shlex.join(f).replace(LONG_NAME, 'x*300')}" for s, f in REGRESSIONS]
-REGRESSIONS = [pytest.param(script, flags, marks=pytest.mark.xfail(strict=True, reason="open: accepted, then fails"))
-               if (script, flags[0]) in OPEN else (script, flags) for script, flags in REGRESSIONS]
 
 
 @pytest.mark.parametrize("script, flags", REGRESSIONS,
