@@ -5,7 +5,7 @@
 # 2016) updates on real and relabelled data together. `--no-her`: plain PPO.
 # MEHER (Crowder et al., arXiv 2410.24016, "the MEHER paper"): each fragment gets ONE copy, a
 # success or a failure, and whole episodes are dropped until the batch's S-ratio (successes /
-# finished episodes) is `--s-ratio`, where the reward entropy H(S) is 1 bit at S = 0.5.
+# finished episodes) is `--s-ratio`; it falls past its peak, so a run stops at 95% success.
 import dataclasses
 import os
 import random
@@ -70,7 +70,7 @@ class Args:
     # Algorithm: the paper's defaults
     total_timesteps: int = 300_000
     """total env steps of the experiment (rounded up to whole rollouts)"""
-    stop_at_success: float = 1.1
+    stop_at_success: float = 0.95
     """stop once the success rate of the last 100 episodes reaches this (> 1: never)"""
     learning_rate: float = 3e-4
     """Adam's learning rate"""
@@ -410,10 +410,8 @@ def meher_relabel(rollout, s_ratio, failure, strategy, radius, grid_size, comput
     index = np.flatnonzero(~success_copy[fragment] & ~np.isnan(goals[fragment]).any(1))
     steps = {"episode_steps": rollout["episode_steps"][index]}
     reward = compute_reward(achieved[index], goals[fragment[index]], steps).astype(np.float32)
-    # Deliberate difference from the released code, which left a failure copy's last reward at 0
-    # (a success): a failure copy covers its fragment and ends with the task's -1 (Predator-Prey:
-    # terminal; a Fetch copy bootstraps at its fragment's end like the real data)
-    reward[fragment_end[index]] = -1.0
+    # a failure copy gets the rewards its goal gives: -1 (terminal) only at a real time limit; at
+    # a capture the real episode would have gone on under g', so the copy bootstraps from V(s', g')
     failures = dict(index=index, goal=goals[fragment[index]], reward=reward,
                     terminal=np.isin(reward, terminal_rewards), copy_end=fragment_end[index])
     order = np.argsort(np.concatenate([copies["index"], index]), kind="stable")

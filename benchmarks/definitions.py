@@ -109,6 +109,7 @@ TWELVE_CONDITIONS = {f"{prey}-{spawn}": f"--prey {prey} --spawn {spawn}"  # the 
 RANDOM_RANDOM = {"random-random": TWELVE_CONDITIONS["random-random"]}
 FAST_STOPPING = f"{FAST} --stop-at-success 0.95"
 PAPER_STOP = "runs stop at 95% success, the paper's at 1.3 x the step of their first 100% success"
+NO_STOP = "--stop-at-success 1.1"  # meher.py stops at 95% success unless told otherwise
 
 
 def random_random_cut(budget: int, paper_seeds: int = 16, seeds: int = 3) -> str:
@@ -119,7 +120,7 @@ SRATIOS = [f"{tenths / 10:.1f}" for tenths in range(11)]  # the MEHER paper's gr
 TARGETED_SRATIOS = SRATIOS[:-1]  # at 1 no failure copy is made: targeted and random failures are one method
 FETCH_PPO = "--init-logstd -0.51"  # log 0.6: the PPO-HER paper's initial policy std on Fetch
 FETCH_WEIGHT_DECAY = f"{FETCH_PPO} --weight-decay 1e-4"  # the middle of the paper's 1e-2 .. 1e-5
-FETCH_METHODS = {**PPO_AND_PPO_HER, "meher0.6": "meher --s-ratio 0.6"}
+FETCH_METHODS = {**PPO_AND_PPO_HER, "meher0.6": "meher --s-ratio 0.6"}  # runs that stop at a success rate
 FETCH_HARD = {"pickandplace": "--env-id FetchPickAndPlace-v4", "slide": "--env-id FetchSlide-v4"}
 HAND = {"hand_reach": "--env-id HandReach-v3", "hand_block": "--env-id HandManipulateBlock-v1",
         "hand_egg": "--env-id HandManipulateEgg-v1", "hand_pen": "--env-id HandManipulatePen-v1"}
@@ -163,14 +164,22 @@ EXPERIMENTS = [
                  "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted",
                  "ppo_her_2_ppo": "ppo_her_2_ppo"},
         conditions={"random-random": FOUR_CONDITIONS["random-random"]}, flags="--stop-at-success 0.95",
-        budget=300_000, hours=1.1, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),), analyses=("iteration_cost",)),
+        budget=300_000, hours=1.8, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),),
+        analyses=("iteration_cost",)),
+    Experiment(
+        name="meher-past-peak",
+        figure="MEHER paper Figs. 6-7's setting with meher.py's own defaults (S-ratio 0.5, random failures): random "
+               "prey / random spawn, paper defaults, once with the script's stop at 95% success and once for the "
+               "whole 300,000 env steps: where success goes after its peak",
+        methods={"meher": "meher", "meher_no_stop": f"meher {NO_STOP}"}, conditions=RANDOM_RANDOM,
+        budget=300_000, hours=0.6, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),)),
     Experiment(
         name="meher-sratio-sweep-fast",
         figure="MEHER paper Figs. 2-3 (S-ratio 0, 0.1, ..., 1, random failures) on 2 of its 12 conditions, with "
                "Fig. 6's comparisons (MEHER 0.6 targeted, PPO-HER, PPO-HER-2-PPO); fast configuration, no early "
                "stop",
-        methods={**sweep("meher", "--s-ratio", [f"{d / 10:.1f}" for d in range(11)], "meher", "--failure random"),
-                 "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted",
+        methods={**sweep("meher", "--s-ratio", SRATIOS, "meher", f"--failure random {NO_STOP}"),
+                 "meher0.6targeted": f"meher --s-ratio 0.6 --failure targeted {NO_STOP}",
                  "ppo_her": "ppo_her", "ppo_her_2_ppo": "ppo_her_2_ppo"},
         conditions={c: FOUR_CONDITIONS[c] for c in ("random-random", "straight_away-apart")}, flags=FAST,
         budget=150_000, hours=0.5, seeds=5, analyses=("sratio", "iteration_cost")),
@@ -237,7 +246,7 @@ EXPERIMENTS = [
         name="meher-sratio-12-fast",
         figure="MEHER paper Figs. 2-3: S-ratio 0, 0.1, ..., 1 (random failures) on all 12 conditions, with the "
                "ranking metric; fast configuration, no early stop (the metric needs whole curves)",
-        methods=sweep("meher", "--s-ratio", SRATIOS, "meher", "--failure random"),
+        methods=sweep("meher", "--s-ratio", SRATIOS, "meher", f"--failure random {NO_STOP}"),
         conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, hours=2.6, seeds=5,
         analyses=("sratio", "iteration_cost"),
         cut="5 seeds, not 16; 150,000 env steps per run, not 1,000,000"),
@@ -246,7 +255,8 @@ EXPERIMENTS = [
         figure="MEHER paper Figs. 4-5: S-ratio 0, 0.1, ..., 0.9 with targeted (near-miss) failures on all 12 "
                "conditions, beside the same S-ratios with random failures (meher-sratio-12-fast); fast "
                "configuration, no early stop",
-        methods={f"meher{d}targeted": f"meher --s-ratio {d} --failure targeted" for d in TARGETED_SRATIOS},
+        methods={f"meher{d}targeted": f"meher --s-ratio {d} --failure targeted {NO_STOP}"
+                 for d in TARGETED_SRATIOS},
         conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, hours=2.9, seeds=5,
         compare=tuple(("meher-sratio-12-fast", f"meher{d}", f"meher{d}") for d in TARGETED_SRATIOS),
         cut="S-ratio 1 (no failure copy is made, so the kind of failure does not matter: its line is "
@@ -307,7 +317,8 @@ EXPERIMENTS = [
         name="ppo-fetch-push",
         figure="PPO-HER paper Fig. 5 (FetchPush): PPO vs PPO-HER, and MEHER 0.6, on FetchPush, initial policy std "
                "0.6, weight decay 1e-4, 1,000,000 env steps, no early stop",
-        methods=FETCH_METHODS, conditions={"push": "--env-id FetchPush-v4"}, flags=FETCH_WEIGHT_DECAY,
+        methods={**FETCH_METHODS, "meher0.6": f"meher --s-ratio 0.6 {NO_STOP}"},
+        conditions={"push": "--env-id FetchPush-v4"}, flags=FETCH_WEIGHT_DECAY,
         budget=1_000_000, hours=2.7, seeds=2,
         cut="2 seeds, not 4; one weight decay, not four; FetchSlide and FetchPickAndPlace are ppo-fetch-slide-pick"),
     Experiment(

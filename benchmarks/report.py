@@ -174,13 +174,15 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
 # records were committed); each waits for its experiment's rerun. `check` fails on any other table it cannot check,
 # and on an entry here whose experiment has a record of every run (regenerate its table, then drop the entry).
 WAITING = {
-    "meher-paper-defaults": "made from uncommitted runs, before records were committed; its 9 runs have no record yet",
+    "meher-paper-defaults": "made from uncommitted runs, before records were committed; its 15 runs have no record yet",
     "meher-sratio-12-fast": "made from uncommitted runs on the old S-ratio grid (0, 0.2, ..., 1); the definition's "
                             "660 runs (0, 0.1, ..., 1) have no record yet",
     "meher-targeted-12-fast": "made from uncommitted runs on the old S-ratio grid (0.2, ..., 0.8); the definition's "
                               "600 runs (0, 0.1, ..., 0.9) have no record yet",
     "meher-fig6-12-fast": "made from uncommitted runs that borrowed PPO-HER from ppo-her-fig2-fast; the definition's "
                           "240 runs (PPO-HER side by side) have no record yet",
+    "meher-sratio-sweep-fast": "made from MEHER runs whose failure copies ended with a terminal -1 at every fragment's "
+                               "end; the definition's 120 MEHER runs on today's code have no record yet",
 }
 
 

@@ -62,11 +62,11 @@ def test_batch_s_ratio_is_target_within_one_episode(env, s_ratio, skill):
     rollout, copies, real_kept, returned_outcomes, dropped = meher_batch(env, s_ratio, skill=skill)
     real_end = real_kept & (rollout["terminal"] > 0)
     outcomes = np.concatenate([rollout["reward"][real_end], copies["reward"][copies["copy_end"]]])
-    assert np.all(np.abs(outcomes) == 1) and len(outcomes) > 0
-    assert sorted(returned_outcomes) == sorted(outcomes > 0)
-    assert abs(np.mean(outcomes > 0) - s_ratio) <= 1 / len(outcomes)
+    assert np.all(np.isin(outcomes, [1, -1, 0])) and len(outcomes) > 0  # 0: a failure copy that bootstraps
+    assert sorted(returned_outcomes) == sorted(outcomes == 1)
+    assert abs(np.mean(outcomes == 1) - s_ratio) <= 1 / len(outcomes)
     if s_ratio in (0.0, 1.0):
-        assert np.all(outcomes == (1 if s_ratio else -1)), "D = 0 or 1 keeps one class only"
+        assert np.all((outcomes == 1) == (s_ratio == 1)), "D = 0 or 1 keeps one class only"
     total = (rollout["terminal"] > 0).sum() + rollout["fragment_end"].sum()  # real episodes + one copy per fragment
     assert dropped == total - len(outcomes)
     ends = np.flatnonzero(rollout["fragment_end"])
@@ -76,13 +76,13 @@ def test_batch_s_ratio_is_target_within_one_episode(env, s_ratio, skill):
     assert all(kept.all() for kept, open_ in zip(fragment_kept, unfinished) if open_)
 
 
-@pytest.mark.parametrize("skill, outcome", [(0.0, 1), (1.0, -1)])
-def test_success_probability_follows_real_success_rate(env, skill, outcome):
+@pytest.mark.parametrize("skill, copies_succeed", [(0.0, True), (1.0, False)])
+def test_success_probability_follows_real_success_rate(env, skill, copies_succeed):
     """N = clip(2D - A, 0, 1) at D = 0.5: real successes A = 0 make every copy a success, A = 1 every copy a failure."""
     rollout, copies, _, _, _ = meher_batch(env, 0.5, skill=skill)
-    real_outcomes = rollout["reward"][rollout["terminal"] > 0]
-    assert np.all(real_outcomes == -outcome), "the rollout should be all failures (skill 0) or all successes (skill 1)"
-    assert np.all(copies["reward"][copies["copy_end"]] == outcome)
+    real_success = rollout["reward"][rollout["terminal"] > 0] == 1
+    assert np.all(real_success != copies_succeed), "the rollout should be all failures (skill 0) or all successes (1)"
+    assert np.all((copies["reward"][copies["copy_end"]] == 1) == copies_succeed)
 
 
 @pytest.mark.parametrize("s_ratio", S_RATIOS)
@@ -111,7 +111,9 @@ def test_reward_entropy():
 def test_failure_copies(env, failure):
     """D = 0 makes every copy a failure: its goal (inside the box) is within the radius of no achieved position of
     its fragment, a targeted goal lies 1.1 x radius from the final position, the copy covers the whole fragment,
-    its rewards are compute_reward's and its last step is -1, terminal."""
+    and its rewards are compute_reward's: -1 and terminal only where the real episode hit its time limit; where it
+    ended at a capture (the episode would have gone on under the copy's goal) or at the rollout's end, 0 and no
+    terminal, so the copy bootstraps there."""
     rollout, copies, _, _, _ = meher_batch(env, 0.0, failure, skill=0.5)
     ends = np.flatnonzero(rollout["fragment_end"])
     assert copies["copy_end"].sum() == len(ends)
@@ -125,9 +127,12 @@ def test_failure_copies(env, failure):
             assert np.linalg.norm(goal - achieved[end]) == pytest.approx(1.1 * RADIUS, rel=1e-5)
         expected = env.compute_reward(achieved[start : end + 1], goal,
                                       {"episode_steps": rollout["episode_steps"][start : end + 1]})
-        np.testing.assert_array_equal(copies["reward"][copy][:-1], expected[:-1])
-        assert copies["reward"][copy[-1]] == -1 and copies["terminal"][copy[-1]]
+        np.testing.assert_array_equal(copies["reward"][copy], expected)
+        time_limit = rollout["episode_steps"][end] > env.max_episode_steps
+        assert copies["reward"][copy[-1]] == -float(time_limit) and copies["terminal"][copy[-1]] == time_limit
         assert not copies["terminal"][copy[:-1]].any()
+    captured_early = (rollout["reward"][ends] == 1) & (rollout["episode_steps"][ends] <= env.max_episode_steps)
+    assert captured_early.any() and (rollout["reward"][ends] == -1).any()  # both kinds of end are checked
 
 
 def test_success_copies_end_at_first_hindsight_success(env):
