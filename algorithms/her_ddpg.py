@@ -124,15 +124,15 @@ def check_args(args):
     rules += [(name, getattr(args, name) >= 1, ">= 1") for name in at_least_1]
     rules += [(name, getattr(args, name) >= 0, ">= 0") for name in ["checkpoint_every", "n_batches", "replay_k"]]
     largest = dict(num_envs=2**16, batch_size=2**20, buffer_size=2**26, hidden_size=4096)  # beyond: out of memory
-    largest.update(norm_eps=10**6, norm_clip=10**6, noise_eps=10**6)  # beyond: inf in float32
+    largest.update(norm_eps=10**6, norm_clip=10**6)  # beyond: inf in float32
     rules += [(name, getattr(args, name) <= top, f"<= {top}") for name, top in largest.items()]
     rules += [("clip_obs", 0 < args.clip_obs <= 1e6, "in (0, 1e6]"),  # float32 inputs
               ("torch_threads", args.torch_threads <= os.cpu_count(), f"<= {os.cpu_count()}, the cores here"),
               ("cuda", not args.cuda or torch.cuda.is_available(), "off: torch finds no GPU"),
               ("gamma", 0 < args.gamma < 1, "in (0, 1)"),
               ("polyak", 0 <= args.polyak <= 1, "in [0, 1]"),
-              ("action_l2", 0 <= args.action_l2 <= 1e6, "in [0, 1e6]"),
               ("random_eps", 0 <= args.random_eps <= 1, "in [0, 1]")]
+    rules += [(name, 0 <= getattr(args, name) <= 1e6, "in [0, 1e6]") for name in ["action_l2", "noise_eps"]]
     refuse_broken(rules, args)
 
 
