@@ -20,7 +20,7 @@ THREADED_SCRIPTS = ("her_ddpg", "sher")  # the scripts with a --torch-threads fl
 # --checkpoint-every of each script's runs: PPO iterations (10 take about a minute at the paper defaults, seconds in
 # the fast configuration, whose checkpoint is 0.3 MB) or her_ddpg / sher epochs (a few minutes on Fetch)
 CHECKPOINT_EVERY = {"ppo_her": 10, "meher": 10, "ppo_her_2_ppo": 10, "her_ddpg": 1, "sher": 1}
-ANALYSES = ("sratio", "iteration_cost", "delta_s")
+ANALYSES = ("sratio", "iteration_cost", "delta_s", "best_and_final")
 LABEL_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -172,7 +172,8 @@ EXPERIMENTS = [
                "prey / random spawn, paper defaults, once with the script's stop at 95% success and once for the "
                "whole 300,000 env steps: where success goes after its peak",
         methods={"meher": "meher", "meher_no_stop": f"meher {NO_STOP}"}, conditions=RANDOM_RANDOM,
-        budget=300_000, hours=0.6, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),)),
+        budget=300_000, hours=0.6, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),),
+        analyses=("best_and_final",)),
     Experiment(
         name="meher-sratio-sweep-fast",
         figure="MEHER paper Figs. 2-3 (S-ratio 0, 0.1, ..., 1, random failures) on 2 of its 12 conditions, with "

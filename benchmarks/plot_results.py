@@ -126,6 +126,29 @@ def summarise(runs, tag, threshold, budget, methods=None, conditions=None) -> li
     return rows
 
 
+def best_and_final_table(runs, tag, budget, methods=None, conditions=None) -> str:
+    """Per (condition, method): the best value of `tag` a run logged, the env steps where it first did, its last
+    value and how far it ended below its best (IQM [95% bootstrap CI] over seeds): whether a run holds its peak."""
+    conditions = conditions or sorted({r.condition for r in runs})
+    methods = methods or sorted({r.method for r in runs})
+    name = tag.split("/")[-1]
+    lines = [f"| condition | method | seeds | best {name} | env steps to the best | final {name} | best - final |",
+             "|-|-|-|-|-|-|-|"]
+    for condition in conditions:
+        for method in methods:
+            curves = [run.scalar(tag) for run in runs if (run.condition, run.method) == (condition, method)]
+            curves = [curve.until(budget) for curve in curves if curve is not None and len(curve.steps)]
+            if not curves:
+                continue
+            best = np.array([curve.values.max() for curve in curves])
+            best_step = np.array([curve.steps[np.argmax(curve.values)] for curve in curves])
+            final = np.array([curve.values[-1] for curve in curves])
+            lines.append(f"| {condition} | {method} | {len(curves)} | {format_ci(iqm_ci(best), '.2f')} "
+                         f"| {format_ci(iqm_ci(best_step), ',.0f')} | {format_ci(iqm_ci(final), '.2f')} "
+                         f"| {format_ci(iqm_ci(best - final), '.2f')} |")
+    return "\n".join(lines)
+
+
 def format_ci(value, fmt) -> str:
     point, low, high = value
     if np.isnan(point):

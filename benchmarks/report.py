@@ -103,7 +103,7 @@ def versions_note(runs) -> str:
 
 def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, draw=True) -> str:
     """The report's markdown; with `draw`, the curves are drawn into `out` (the text is the same either way)."""
-    from plot_results import markdown_table, plot_curves, summarise
+    from plot_results import best_and_final_table, markdown_table, plot_curves, summarise
 
     runs, stale, missing = definition_runs(experiment, logs, experiments or {experiment.name: experiment})
     if not runs:
@@ -146,6 +146,9 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
         from iteration_cost import cost_table
 
         parts += ["## Computation per iteration", cost_table(runs, experiment.budget, methods, conditions)]
+    if "best_and_final" in experiment.analyses:
+        parts += ["## Best and final", best_and_final_table(runs, experiment.tag, experiment.budget, methods,
+                                                            conditions)]
     if "delta_s" in experiment.analyses:
         from delta_s_table import delta_s_table
 
