@@ -1,7 +1,9 @@
 """The SHER paper's Table 1 from our logs: mean delta_S = |S_train - S_test| (its eq. (17)) over a run's epochs,
-one row per method, one column per environment, averaged over seeds (the number of seeds in brackets), as the
-paper reports it. Compare methods only over the same budget: every run is cut at the budget. Several experiment
-folders give one table (each task's runs to their own length where no budget is given).
+one row per task and method, the interquartile mean over seeds with a 95% bootstrap interval. A method that
+learns sooner spends fewer epochs climbing, where delta_S is largest, so a second column averages each run over
+only the epochs whose test success lies in [0.1, 0.9]: delta_S while learning, whatever the speed. Compare
+methods only over the same budget: every run is cut at the budget. Several experiment folders give one table
+(each task's runs to their own length where no budget is given).
 
     python benchmarks/delta_s_table.py experiments/sher-vs-ddpg-push --budget 640000
     python benchmarks/delta_s_table.py experiments/off-policy-fetch-reach experiments/sher-vs-ddpg-push \
@@ -14,23 +16,34 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plot_results import format_ci, iqm, iqm_ci  # noqa: E402
 from run_logs import table_from_command_line  # noqa: E402
 
 TAG = "stability/delta_s"
+TEST_TAG = "eval/success_rate"
+BAND = (0.1, 0.9)  # test success while a run is learning
 SHORT = {"FetchReach": "FReach", "FetchPush": "FPush", "FetchPickAndPlace": "FPandP", "FetchSlide": "FSlide",
          "HandReach": "HReach", "HandManipulateEgg": "HEgg", "HandManipulateBlock": "HBlock",
          "HandManipulatePen": "HPen"}
 
 
 def mean_delta_s(runs, budget=10**12) -> dict:
-    """{(method, env): [mean delta_S of each run over its epochs up to `budget`]}"""
+    """{(method, task): [(mean delta_S of each run over its epochs up to `budget`, the same over its epochs whose
+    test success is in BAND (nan if none), how many those are)]}"""
     table = defaultdict(list)
     for run in runs:
         curve = run.scalar(TAG)
         if curve is None or not len(curve.until(budget).values):
             continue
+        delta_s = curve.until(budget)
+        test = run.scalar(TEST_TAG)
+        test_at = dict(zip(test.steps, test.values)) if test is not None else {}
+        success = np.array([test_at.get(step, np.nan) for step in delta_s.steps])
+        learning = (success >= BAND[0]) & (success <= BAND[1])
+        in_band = float(np.mean(delta_s.values[learning])) if learning.any() else np.nan
         env_id = run.env_id or run.flag("env-id", "")
-        table[run.method, SHORT.get(env_id.split("-")[0], env_id)].append(float(np.mean(curve.until(budget).values)))
+        task = SHORT.get(env_id.split("-")[0], env_id)
+        table[run.method, task].append((float(np.mean(delta_s.values)), in_band, int(learning.sum())))
     return table
 
 
@@ -39,12 +52,16 @@ def delta_s_table(runs, budget=10**12, methods=None) -> str:
     if not table:
         return f"(no {TAG} in these runs: no delta_S table)"
     methods = [m for m in (methods or sorted({m for m, _ in table})) if any(k[0] == m for k in table)]
-    envs = sorted({env for _, env in table})
-    lines = ["| method | " + " | ".join(envs) + " |", "|-|" + "-|" * len(envs)]
-    for method in methods:
-        cells = [f"{np.mean(table[method, env]):.3f} ({len(table[method, env])})" if (method, env) in table else "-"
-                 for env in envs]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    tasks = sorted({task for _, task in table})
+    lines = [f"| task | method | seeds | mean delta_S | mean delta_S while test success is in [{BAND[0]}, {BAND[1]}] "
+             "| such epochs per run |", "|-|-|-|-|-|-|"]
+    for task in tasks:
+        for method in [m for m in methods if (m, task) in table]:
+            whole, in_band, epochs = np.array(table[method, task], float).T
+            learning = in_band[~np.isnan(in_band)]
+            band = f"{format_ci(iqm_ci(learning), '.3f')} ({len(learning)})" if len(learning) else "- (0)"
+            lines.append(f"| {task} | {method} | {len(whole)} | {format_ci(iqm_ci(whole), '.3f')} | {band} "
+                         f"| {iqm(epochs):.1f} |")
     return "\n".join(lines)
 
 
