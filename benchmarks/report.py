@@ -184,8 +184,6 @@ WAITING = {
                               "600 runs (0, 0.1, ..., 0.9) have no record yet",
     "meher-fig6-12-fast": "made from uncommitted runs that borrowed PPO-HER from ppo-her-fig2-fast; the definition's "
                           "240 runs (PPO-HER side by side) have no record yet",
-    "meher-sratio-sweep-fast": "made from MEHER runs whose failure copies ended with a terminal -1 at every fragment's "
-                               "end; the definition's 120 MEHER runs on today's code have no record yet",
 }
 
 
