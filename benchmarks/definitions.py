@@ -110,6 +110,7 @@ RANDOM_RANDOM = {"random-random": TWELVE_CONDITIONS["random-random"]}
 FAST_STOPPING = f"{FAST} --stop-at-success 0.95"
 PAPER_STOP = "runs stop at 95% success, the paper's at 1.3 x the step of their first 100% success"
 NO_STOP = "--stop-at-success 1.1"  # meher.py stops at 95% success unless told otherwise
+PPO_HER_AT_PAPER_DEFAULTS = ("ppo-vs-ppo-her", "ppo_her", "ppo_her")  # compared with, on random-random
 
 
 def random_random_cut(budget: int, paper_seeds: int = 16, seeds: int = 3) -> str:
@@ -163,17 +164,15 @@ EXPERIMENTS = [
         methods={"meher0.6": "meher --s-ratio 0.6 --failure random",
                  "meher0.6targeted": "meher --s-ratio 0.6 --failure targeted",
                  "ppo_her_2_ppo": "ppo_her_2_ppo"},
-        conditions={"random-random": FOUR_CONDITIONS["random-random"]}, flags="--stop-at-success 0.95",
-        budget=300_000, hours=1.8, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),),
-        analyses=("iteration_cost",)),
+        conditions=RANDOM_RANDOM, flags="--stop-at-success 0.95", budget=300_000, hours=1.8, seeds=5,
+        compare=(PPO_HER_AT_PAPER_DEFAULTS,), analyses=("iteration_cost",)),
     Experiment(
         name="meher-past-peak",
         figure="MEHER paper Figs. 6-7's setting with meher.py's own defaults (S-ratio 0.5, random failures): random "
                "prey / random spawn, paper defaults, once with the script's stop at 95% success and once for the "
                "whole 300,000 env steps: where success goes after its peak",
         methods={"meher": "meher", "meher_no_stop": f"meher {NO_STOP}"}, conditions=RANDOM_RANDOM,
-        budget=300_000, hours=0.6, seeds=5, compare=(("ppo-vs-ppo-her", "ppo_her", "ppo_her"),),
-        analyses=("best_and_final",)),
+        budget=300_000, hours=0.6, seeds=5, compare=(PPO_HER_AT_PAPER_DEFAULTS,), analyses=("best_and_final",)),
     Experiment(
         name="meher-sratio-sweep-fast",
         figure="MEHER paper Figs. 2-3 (S-ratio 0, 0.1, ..., 1, random failures) on 2 of its 12 conditions, with "

@@ -33,9 +33,9 @@ def mean_delta_s(runs, budget=10**12) -> dict:
     table = defaultdict(list)
     for run in runs:
         curve = run.scalar(TAG)
-        if curve is None or not len(curve.until(budget).values):
+        delta_s = curve.until(budget) if curve is not None else None
+        if delta_s is None or not len(delta_s.values):
             continue
-        delta_s = curve.until(budget)
         test = run.scalar(TEST_TAG)
         test_at = dict(zip(test.steps, test.values)) if test is not None else {}
         success = np.array([test_at.get(step, np.nan) for step in delta_s.steps])
