@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_results import format_ci, iqm_ci  # noqa: E402
+from plot_results import format_ci, iqm_ci, separated  # noqa: E402
 from run_logs import table_from_command_line  # noqa: E402
 
 PER_ITERATION = "charts/SPS"
@@ -59,6 +59,34 @@ def cost_table(runs, budget=10**12, methods=None, conditions=None) -> str:
             off = f"{np.median(seconds[~her_on]):.2f}" if (~her_on).any() else "-"
             per_run = iqm_ci([total for _, _, total in cells[condition, method]])
             lines.append(f"| {condition} | {method} | {on} | {off} | {format_ci(per_run, '.1f')} |")
+    return "\n".join(lines)
+
+
+def saving_table(runs, pairs, budget=10**12, conditions=None) -> str:
+    """Method A's computation against method B's, per condition and pooled: seconds per run and each run's mean
+    seconds per iteration (after the first), IQM over seeds [95% interval], A's IQM over B's, and whether the
+    intervals are separated. Comparable only between runs made side by side, under one load."""
+    cells = defaultdict(list)
+    for run in runs:
+        measured = iteration_seconds(run, budget)
+        if measured is not None and len(measured[0]) > 1:
+            cells[run.condition, run.method].append((measured[2], float(np.mean(measured[0][1:]))))
+    conditions = conditions or sorted({c for c, _ in cells})
+    lines = ["| A | B | condition | A: seconds per run | B: seconds per run | A / B | separated "
+             "| A: seconds per iteration | B: seconds per iteration | A / B | separated |", "|" + "-|" * 11]
+    for a, b in pairs:
+        both = [c for c in conditions if cells[c, a] and cells[c, b]]
+        rows = [(c, [cells[c, a]], [cells[c, b]]) for c in both]
+        if len(both) > 1:
+            rows.append((f"all {len(both)} conditions", [cells[c, a] for c in both], [cells[c, b] for c in both]))
+        for condition, ours, theirs in rows:
+            line = f"| {a} | {b} | {condition} |"
+            for column in (0, 1):
+                mine = iqm_ci(*[[cell[column] for cell in stratum] for stratum in ours])
+                other = iqm_ci(*[[cell[column] for cell in stratum] for stratum in theirs])
+                line += (f" {format_ci(mine, '.2f')} | {format_ci(other, '.2f')} | {mine[0] / other[0]:.2f} "
+                         f"| {'yes' if separated(mine, other) != 'overlap' else 'no'} |")
+            lines.append(line)
     return "\n".join(lines)
 
 

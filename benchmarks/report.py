@@ -103,7 +103,7 @@ def versions_note(runs) -> str:
 
 def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, draw=True) -> str:
     """The report's markdown; with `draw`, the curves are drawn into `out` (the text is the same either way)."""
-    from plot_results import best_and_final_table, markdown_table, plot_curves, summarise
+    from plot_results import best_and_final_table, markdown_table, paired_table, plot_curves, summarise
 
     runs, stale, missing = definition_runs(experiment, logs, experiments or {experiment.name: experiment})
     if not runs:
@@ -131,6 +131,9 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
         markdown_table(rows, experiment.threshold, experiment.tag),
         " ".join(f"![]({os.path.basename(p)})" for p in plots),
     ]
+    if experiment.pairs:
+        parts += ["## Side by side", f"Separated: the 95% intervals of the two methods on a condition do not overlap.",
+                  paired_table(rows, experiment.pairs, experiment.threshold)]
     for tag in experiment.also_tags:
         also = summarise(runs, tag, experiment.threshold, experiment.budget, methods, conditions)
         prefix = tag.replace("/", "-") + "-"
@@ -143,9 +146,12 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
 
         parts += ["## S-ratio metric", sratio_report(runs, experiment.threshold, experiment.budget, str(out), draw)]
     if "iteration_cost" in experiment.analyses:
-        from iteration_cost import cost_table
+        from iteration_cost import cost_table, saving_table
 
         parts += ["## Computation per iteration", cost_table(runs, experiment.budget, methods, conditions)]
+        if experiment.pairs:
+            parts += ["Side by side, method A against method B:",
+                      saving_table(runs, experiment.pairs, experiment.budget, conditions)]
     if "best_and_final" in experiment.analyses:
         parts += ["## Best and final", best_and_final_table(runs, experiment.tag, experiment.budget, methods,
                                                             conditions)]

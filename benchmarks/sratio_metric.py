@@ -7,7 +7,9 @@ took to first reach the threshold (90% success), and T_slowest is the longest su
 condition (so the slowest learner scores 0, and a run that never reaches the threshold scores 0). T is measured
 in wall-clock seconds and, because short runs on a shared machine are noisy, also in env steps. Bars: the IQM
 over seeds with its 95% bootstrap interval. The runs are the experiment's meher.py runs with random failures,
-grouped by their --s-ratio flag.
+grouped by their --s-ratio flag. Two verdict tables follow (T in env steps, then in seconds): per condition, the
+best D, and whether the paper's "D = 0.5-0.7 is best" holds there (see band_verdict), with the band's best against
+PPO-HER (the experiment's ppo_her.py runs) in env steps to the threshold.
 
     python benchmarks/sratio_metric.py experiments/meher-sratio-sweep-fast --out /tmp/sweep
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_results import distinct_colours, format_ci, iqm_ci, save_figure  # noqa: E402
+from plot_results import distinct_colours, format_ci, iqm_ci, save_figure, separated  # noqa: E402
 from run_logs import first_crossing, load_runs  # noqa: E402
 
 TAG = "charts/success_rate"
@@ -54,6 +56,65 @@ def metric(curves_by_d, threshold) -> dict:
 
         result[d] = (score(seconds, slowest[1]), score(steps, slowest[0]), final, seconds, steps)
     return result
+
+
+BAND = (0.5, 0.6, 0.7)  # the paper's claim: D = 0.5-0.7 is best
+HOLDS_AT = 5  # seeds a "holds" needs (the README's rule)
+
+
+def band_verdict(stats: dict, seeds: int) -> tuple[str, float]:
+    """Whether "D = 0.5-0.7 is best" holds on one condition, from {D: M's (IQM, low, high)}, and the band's best D.
+    With the best IQM in the band and at 5 seeds or more: "holds" where the band's best is separated above every D
+    outside the band, "holds against 0 and 1" where it is separated above D = 0 and D = 1 only. "Does not hold":
+    some D outside the band is separated above the band's best. Else "suggests" (the best IQM is in the band) or
+    "cannot tell"."""
+    band = max((d for d in BAND if d in stats), key=lambda d: stats[d][0])
+    best = max(stats, key=lambda d: stats[d][0])
+    outside = [separated(stats[band], stats[d]) for d in stats if d not in BAND]
+    if "below" in outside:
+        return "does not hold", band
+    ends = [separated(stats[band], stats[d]) for d in (0.0, 1.0) if d in stats]
+    if best not in BAND:
+        return "cannot tell", band
+    if seeds < HOLDS_AT or ends != ["above", "above"]:
+        return "suggests", band
+    return ("holds" if set(outside) == {"above"} else "holds against 0 and 1"), band
+
+
+def verdict_table(scores: dict, reference: dict, budget: int, unit: int, pct: str) -> str:
+    """Per condition, the best D by M (T in seconds: unit 0; in env steps: unit 1), the D whose intervals overlap
+    its, the band's best against D = 0 and D = 1 and the verdict on "0.5-0.7 is best"; with T in env steps also
+    the band's best against PPO-HER (`reference`: {condition: env steps to the threshold of each run, the budget
+    where it never got there}) in env steps to the threshold. A count over the conditions ends it."""
+    with_reference = unit == 1 and bool(reference)
+    head = "| condition | seeds | best D | its M | D within its interval | 0.5-0.7's best | against D = 0 " \
+           "| against D = 1 | verdict |"
+    if with_reference:
+        head += f" its env steps to {pct} | PPO-HER's | against PPO-HER |"
+    lines = [head, "|" + "-|" * head.count(" |")]
+    counts = defaultdict(list)
+    for condition, by_d in sorted(scores.items()):
+        stats = {d: iqm_ci(values[unit]) for d, values in by_d.items()}
+        seeds = min(len(values[2]) for values in by_d.values())
+        best = max(stats, key=lambda d: stats[d][0])
+        ties = [f"{d:.1f}" for d in sorted(stats) if separated(stats[d], stats[best]) == "overlap"]
+        verdict, band = band_verdict(stats, seeds)
+        if stats[best][0] == 0:  # no run of any D reached the threshold: nothing is best
+            verdict, ties = "cannot tell", ["none reached it"]
+        counts[verdict].append(condition)
+        ends = [separated(stats[band], stats[d]) if d in stats else "-" for d in (0.0, 1.0)]
+        line = (f"| {condition} | {seeds} | {best:.1f} | {format_ci(stats[best], '.2f')} | {', '.join(ties)} "
+                f"| {band:.1f} | {ends[0]} | {ends[1]} | {verdict} |")
+        if with_reference:
+            steps = np.nan_to_num(by_d[band][4], nan=budget)
+            ours = iqm_ci(steps)
+            theirs = iqm_ci(reference[condition]) if condition in reference else (np.nan,) * 3
+            against = separated(theirs, ours) if condition in reference else "-"
+            against = {"above": "fewer steps", "below": "more steps"}.get(against, against)
+            line += f" {format_ci(ours, ',.0f')} | {format_ci(theirs, ',.0f')} | {against} |"
+        lines.append(line)
+    told = ", ".join(f"{verdict} on {len(names)}" for verdict, names in sorted(counts.items()))
+    return "\n".join(lines) + f"\n\n\"D = 0.5-0.7 is best\" over {len(scores)} conditions: {told}."
 
 
 def plot_bars(scores, out_dir):
@@ -97,6 +158,20 @@ def report(runs, threshold, budget, out_dir=None, draw=True) -> str:
     if out_dir:
         chart = plot_bars(scores, out_dir) if draw else "sratio-metric.png"
         parts.append(f"![]({os.path.basename(chart)})")
+    reference = defaultdict(list)
+    for run in runs:
+        curve = run.scalar(TAG)
+        if run.script == "ppo_her" and curve is not None:
+            steps = first_crossing(curve.until(budget), threshold)[0]
+            reference[run.condition].append(budget if np.isnan(steps) else steps)
+    parts += [f"Is D = 0.5-0.7 best? M with T in env steps; PPO-HER's env steps to {pct} from the "
+              f"experiment's ppo_her.py runs (a run that never got there counts at the budget). Separated: the 95% intervals do not "
+              f"overlap. At {HOLDS_AT} seeds or more with the best IQM in 0.5-0.7, \"holds\" needs the "
+              f"band's best separated above every D outside the band, \"holds against 0 and 1\" above D = 0 and "
+              f"D = 1 (the neighbours' intervals overlap it); \"does not hold\": a D outside the band is "
+              f"separated above it.", verdict_table(scores, reference, budget, 1, pct),
+              "The same with T in wall-clock seconds (two runs shared the machine throughout):",
+              verdict_table(scores, {}, budget, 0, pct)]
     return "\n\n".join(parts)
 
 

@@ -8,12 +8,12 @@ from scipy.stats import trim_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from delta_s_table import delta_s_table, mean_delta_s  # noqa: E402
-from iteration_cost import cost_table, iteration_seconds  # noqa: E402
+from iteration_cost import cost_table, iteration_seconds, saving_table  # noqa: E402
 import plot_results  # noqa: E402
 from plot_results import (best_and_final_table, curve_iqm_band, iqm, iqm_ci, markdown_table,  # noqa: E402
-                          summarise)
+                          paired_table, separated, summarise)
 from run_logs import Curve, Run, first_crossing, reduced  # noqa: E402
-from sratio_metric import metric  # noqa: E402
+from sratio_metric import band_verdict, metric  # noqa: E402
 
 TAG = "charts/success_rate"
 
@@ -140,6 +140,43 @@ def test_sratio_metric_is_final_success_times_one_minus_time_over_slowest():
     assert by_steps[0] == pytest.approx(0.8 * (1 - 2000 / 4000))
     assert (final[0], seconds[0], steps[0]) == (0.8, 20.0, 2000)
     assert scores[0.5][0][0] == 0.0 and scores[0.0][0][0] == 0.0 and scores[0.0][1][0] == 0.0
+
+
+def test_band_verdict_holds_only_when_the_band_leads_and_is_separated_from_both_ends_at_five_seeds():
+    """"0.5-0.7 is best" per condition: the band's best separated above every other D at 5 seeds holds, above D = 0
+    and 1 only holds against them; fewer seeds suggest; a D outside the band separated above it refutes it."""
+    stats = {0.0: (0.0, 0.0, 0.0), 0.5: (0.8, 0.7, 0.9), 0.6: (0.85, 0.8, 0.9), 1.0: (0.5, 0.4, 0.6)}
+    assert band_verdict(stats, seeds=5) == ("holds", 0.6)
+    assert band_verdict(stats, seeds=4) == ("suggests", 0.6)
+    assert band_verdict({**stats, 0.4: (0.8, 0.75, 0.85)}, seeds=5) == ("holds against 0 and 1", 0.6)
+    assert band_verdict({**stats, 1.0: (0.82, 0.75, 0.88)}, seeds=5) == ("suggests", 0.6)  # D = 1 overlaps
+    assert band_verdict({**stats, 0.8: (0.9, 0.85, 0.95)}, seeds=5) == ("cannot tell", 0.6)  # best outside, overlaps
+    assert band_verdict({**stats, 0.8: (0.97, 0.95, 0.99)}, seeds=5) == ("does not hold", 0.6)
+
+
+def test_paired_table_counts_the_conditions_where_each_method_is_separated_ahead():
+    """A reaches 90% sooner than B on c1 (separated), they tie on c2; B ends higher on c1."""
+    runs = [run([0, 0.95, 0.95], "a", "c1", seed) for seed in (1, 2, 3)]
+    runs += [run([0, 0, 0.91, 0.91, 1.0], "b", "c1", seed) for seed in (1, 2, 3)]
+    runs += [run([0, 0.95], m, "c2", seed) for m in ("a", "b") for seed in (1, 2, 3)]
+    rows = summarise(runs, TAG, 0.9, budget=5000)
+    steps, final = paired_table(rows, [("a", "b")], 0.9).splitlines()[2:]
+    assert steps.startswith("| a | b | env steps to 90% | 1 (c1) | 0 | 1 |")
+    assert final.startswith("| a | b | final value | 0 | 1 (c1) | 1 |")
+    assert separated((1, 0.9, 1.1), (2, 1.5, 2.5)) == "below" and separated((1, 0.9, 1.6), (2, 1.5, 2.5)) == "overlap"
+
+
+def test_saving_table_compares_seconds_per_run_and_per_iteration_of_two_methods():
+    """A's iterations take 1 s, B's 2 s (the first, which also made the envs, is left out of the per-iteration
+    column): A / B is 0.5 per iteration, and the whole runs' ratio comes from their last tick."""
+    def timed(method, step_seconds, seed):
+        ticks = Curve(np.arange(1, 5) * 2048, np.ones(4), 3.0 + step_seconds * np.arange(4) + 0.01 * seed)
+        return run([0.5], method, **{"charts/SPS": ticks})
+
+    runs = [timed("a", 1.0, seed) for seed in (1, 2, 3)] + [timed("b", 2.0, seed) for seed in (1, 2, 3)]
+    row = saving_table(runs, [("a", "b")]).splitlines()[2]
+    assert row.startswith("| a | b | c | 6.02 [6.01, 6.03] | 9.02 [9.01, 9.03] | 0.67 | yes | 1.00 [1.00, 1.00] "
+                          "| 2.00 [2.00, 2.00] | 0.50 | yes |")
 
 
 def test_iteration_cost_comes_from_wall_time_differences_split_at_the_her_switch():

@@ -323,6 +323,14 @@ def test_borrowed_runs_come_from_a_method_that_exists_and_ran_at_least_as_long()
             labels.append(label)
 
 
+def test_a_pair_must_name_methods_the_report_has():
+    """A pair of labels compared side by side is checked against the methods and borrowed labels: a typo would
+    otherwise compare nothing, silently."""
+    fig6 = definitions.check_definitions(definitions.EXPERIMENTS)["meher-fig6-12-fast"]
+    with pytest.raises(definitions.BadInput, match="pair .*ppo_her_2ppo"):
+        definitions.check_definitions([definitions.replace(fig6, pairs=(("ppo_her_2ppo", "ppo_her"),))])
+
+
 # -- bad input --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, says", [
     (["run", "no-such-experiment"], "no experiment named 'no-such-experiment'"),
