@@ -83,7 +83,7 @@ def band_verdict(stats: dict, seeds: int) -> tuple[str, float]:
 
 def verdict_table(scores: dict, reference: dict, budget: int, unit: int, pct: str) -> str:
     """Per condition, the best D by M (T in seconds: unit 0; in env steps: unit 1), the D whose intervals overlap
-    its, the band's best against D = 0 and D = 1 and the verdict on "0.5-0.7 is best"; with T in env steps also
+    the best's, the band's best against D = 0 and D = 1 and the verdict on "0.5-0.7 is best"; with T in env steps also
     the band's best against PPO-HER (`reference`: {condition: env steps to the threshold of each run, the budget
     where it never got there}) in env steps to the threshold. A count over the conditions ends it."""
     with_reference = unit == 1 and bool(reference)
@@ -99,11 +99,12 @@ def verdict_table(scores: dict, reference: dict, budget: int, unit: int, pct: st
         best = max(stats, key=lambda d: stats[d][0])
         ties = [f"{d:.1f}" for d in sorted(stats) if separated(stats[d], stats[best]) == "overlap"]
         verdict, band = band_verdict(stats, seeds)
+        shown = f"{best:.1f}"
         if stats[best][0] == 0:  # no run of any D reached the threshold: nothing is best
-            verdict, ties = "cannot tell", ["none reached it"]
+            verdict, shown, ties = "cannot tell", "-", ["none reached it"]
         counts[verdict].append(condition)
         ends = [separated(stats[band], stats[d]) if d in stats else "-" for d in (0.0, 1.0)]
-        line = (f"| {condition} | {seeds} | {best:.1f} | {format_ci(stats[best], '.2f')} | {', '.join(ties)} "
+        line = (f"| {condition} | {seeds} | {shown} | {format_ci(stats[best], '.2f')} | {', '.join(ties)} "
                 f"| {band:.1f} | {ends[0]} | {ends[1]} | {verdict} |")
         if with_reference:
             steps = np.nan_to_num(by_d[band][4], nan=budget)
