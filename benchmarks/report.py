@@ -186,8 +186,6 @@ WAITING = {
     "meher-paper-defaults": "made from uncommitted runs, before records were committed; its 15 runs have no record yet",
     "meher-targeted-12-fast": "made from uncommitted runs on the old S-ratio grid (0.2, ..., 0.8); the definition's "
                               "600 runs (0, 0.1, ..., 0.9) have no record yet",
-    "meher-fig6-12-fast": "made from uncommitted runs that borrowed PPO-HER from ppo-her-fig2-fast; the definition's "
-                          "240 runs (PPO-HER side by side) have no record yet",
 }
 
 
