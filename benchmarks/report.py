@@ -184,8 +184,6 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
 # and on an entry here whose experiment has a record of every run (regenerate its table, then drop the entry).
 WAITING = {
     "meher-paper-defaults": "made from uncommitted runs, before records were committed; its 15 runs have no record yet",
-    "meher-targeted-12-fast": "made from uncommitted runs on the old S-ratio grid (0.2, ..., 0.8); the definition's "
-                              "600 runs (0, 0.1, ..., 0.9) have no record yet",
 }
 
 
