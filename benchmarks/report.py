@@ -132,7 +132,7 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
         " ".join(f"![]({os.path.basename(p)})" for p in plots),
     ]
     if experiment.pairs:
-        parts += ["## Side by side", f"Separated: the 95% intervals of the two methods on a condition do not overlap.",
+        parts += ["## Side by side", "Separated: the 95% intervals of the two methods on a condition do not overlap.",
                   paired_table(rows, experiment.pairs, experiment.threshold)]
     for tag in experiment.also_tags:
         also = summarise(runs, tag, experiment.threshold, experiment.budget, methods, conditions)

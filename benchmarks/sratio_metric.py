@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_results import distinct_colours, format_ci, iqm_ci, save_figure, separated  # noqa: E402
+from plot_results import distinct_colours, format_ci, iqm_ci, run_outcome, save_figure, separated  # noqa: E402
 from run_logs import first_crossing, load_runs  # noqa: E402
 
 TAG = "charts/success_rate"
@@ -159,15 +159,14 @@ def report(runs, threshold, budget, out_dir=None, draw=True) -> str:
     if out_dir:
         chart = plot_bars(scores, out_dir) if draw else "sratio-metric.png"
         parts.append(f"![]({os.path.basename(chart)})")
-    reference = defaultdict(list)
+    reference = defaultdict(list)  # PPO-HER's env steps to the threshold, per condition
     for run in runs:
-        curve = run.scalar(TAG)
-        if run.script == "ppo_her" and curve is not None:
-            steps = first_crossing(curve.until(budget), threshold)[0]
-            reference[run.condition].append(budget if np.isnan(steps) else steps)
-    parts += [f"Is D = 0.5-0.7 best? M with T in env steps; PPO-HER's env steps to {pct} from the "
-              f"experiment's ppo_her.py runs (a run that never got there counts at the budget). Separated: the 95% intervals do not "
-              f"overlap. At {HOLDS_AT} seeds or more with the best IQM in 0.5-0.7, \"holds\" needs the "
+        outcome = run_outcome(run, TAG, threshold, budget) if run.script == "ppo_her" else None
+        if outcome is not None:
+            reference[run.condition].append(outcome[1])
+    parts += [f"Is D = 0.5-0.7 best? M with T in env steps; PPO-HER's env steps to {pct} from the experiment's "
+              f"ppo_her.py runs (a run that never got there counts at the budget). Separated: the 95% intervals do "
+              f"not overlap. At {HOLDS_AT} seeds or more with the best IQM in 0.5-0.7, \"holds\" needs the "
               f"band's best separated above every D outside the band, \"holds against 0 and 1\" above D = 0 and "
               f"D = 1 (the neighbours' intervals overlap it); \"does not hold\": a D outside the band is "
               f"separated above it.", verdict_table(scores, reference, budget, 1, pct),
