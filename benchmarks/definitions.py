@@ -42,6 +42,7 @@ class Experiment:
     analyses: tuple = ()  # extra report sections, from ANALYSES
     compare: tuple = ()  # (experiment, method, label): finished runs of another experiment, reported beside these
     pairs: tuple = ()  # (label A, label B): methods the report compares condition by condition (separated or not)
+    pairs_summed: tuple = ()  # (label A, label B): the side-by-side table ends with every pair's counts added up
     cut: str = ""  # where it departs from the paper's grid, seeds and budget (shown in the report)
     hours: float = 0.0  # about how long all its runs take on a 2-core machine (`list`; docs/experiments.md)
 
@@ -262,6 +263,7 @@ EXPERIMENTS = [
         conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, hours=2.9, seeds=5,
         compare=tuple(("meher-sratio-12-fast", f"meher{d}", f"meher{d}") for d in TARGETED_SRATIOS),
         pairs=tuple((f"meher{d}targeted", f"meher{d}") for d in TARGETED_SRATIOS),
+        pairs_summed=("targeted, every S-ratio", "random, same S-ratio"),
         cut="S-ratio 1 (no failure copy is made, so the kind of failure does not matter: its line is "
             "meher-sratio-12-fast's); 5 seeds, not 16; 150,000 env steps per run, not 1,000,000"),
     Experiment(
@@ -388,6 +390,7 @@ def check_definitions(experiments) -> dict:
                     "" if set(e.analyses) <= set(ANALYSES) else f"analyses must be among {', '.join(ANALYSES)}"]
         labels = {*e.methods, *[label for _, _, label in e.compare]}
         problems += [f"pair {pair!r} names a method it does not have" for pair in e.pairs if not set(pair) <= labels]
+        problems += ["pairs_summed adds up pairs: it needs pairs"] if e.pairs_summed and not e.pairs else []
         for label in [*e.methods, *e.conditions]:
             if not label or not set(label) <= LABEL_CHARACTERS or "__" in label:  # "__" separates a log's name
                 problems.append(f"label {label!r} may hold only letters, digits, '.', '-' and single '_'")

@@ -156,19 +156,21 @@ def separated(a, b) -> str:
     return "below" if a[2] < b[1] else "overlap"
 
 
-def paired_table(rows, pairs, threshold) -> str:
+def paired_table(rows, pairs, threshold, summed=()) -> str:
     """Method A against method B condition by condition (rows from `summarise`): in how many conditions each is
     separated ahead (fewer env steps to the threshold; a higher final value), naming them, and in how many their
-    95% intervals overlap; the last two columns pool the conditions."""
+    95% intervals overlap; the last two columns pool the conditions. With `summed` (label A, label B), a last row
+    per measure adds up the counts of every pair and condition."""
     pct = f"{threshold:g}" if threshold > 1 else f"{threshold:.0%}"
     cells = {(r["condition"], r["method"]): r for r in rows}
+    measures = (("steps", f"env steps to {pct}", ",.0f", True), ("final", "final value", ".2f", False))
+    totals = {measure: defaultdict(int) for _, measure, _, _ in measures}
     lines = ["| A | B | measure | A ahead (separated) | B ahead (separated) | overlap | A pooled | B pooled |",
              "|-|-|-|-|-|-|-|-|"]
     for a, b in pairs:
         conditions = [c for c, m in cells if m == a and (c, b) in cells and not c.startswith("all ")]
         pooled = [c for c, m in cells if m == a and (c, b) in cells and c.startswith("all ")]
-        for key, measure, fmt, lower_is_ahead in (("steps", f"env steps to {pct}", ",.0f", True),
-                                                  ("final", "final value", ".2f", False)):
+        for key, measure, fmt, lower_is_ahead in measures:
             ahead = defaultdict(list)
             for condition in conditions:
                 side = separated(cells[condition, a][key], cells[condition, b][key])
@@ -176,10 +178,17 @@ def paired_table(rows, pairs, threshold) -> str:
                     ahead["overlap"].append(condition)
                 else:
                     ahead["A" if (side == "below") == lower_is_ahead else "B"].append(condition)
+            for k, v in ahead.items():
+                totals[measure][k] += len(v)
             named = {k: f"{len(v)}" + (f" ({', '.join(v)})" if v and k != "overlap" else "") for k, v in ahead.items()}
             both = [format_ci(cells[pooled[0], m][key], fmt) if pooled else "-" for m in (a, b)]
             lines.append(f"| {a} | {b} | {measure} | {named.get('A', '0')} | {named.get('B', '0')} "
                          f"| {named.get('overlap', '0')} | {both[0]} | {both[1]} |")
+    if summed:
+        for _, measure, _, _ in measures:
+            count = totals[measure]
+            lines.append(f"| {summed[0]} | {summed[1]} | {measure} | {count['A']} | {count['B']} "
+                         f"| {count['overlap']} | - | - |")
     return "\n".join(lines)
 
 

@@ -133,7 +133,7 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
     ]
     if experiment.pairs:
         parts += ["## Side by side", "Separated: the 95% intervals of the two methods on a condition do not overlap.",
-                  paired_table(rows, experiment.pairs, experiment.threshold)]
+                  paired_table(rows, experiment.pairs, experiment.threshold, experiment.pairs_summed)]
     for tag in experiment.also_tags:
         also = summarise(runs, tag, experiment.threshold, experiment.budget, methods, conditions)
         prefix = tag.replace("/", "-") + "-"

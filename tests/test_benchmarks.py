@@ -163,6 +163,8 @@ def test_paired_table_counts_the_conditions_where_each_method_is_separated_ahead
     steps, final = paired_table(rows, [("a", "b")], 0.9).splitlines()[2:]
     assert steps.startswith("| a | b | env steps to 90% | 1 (c1) | 0 | 1 |")
     assert final.startswith("| a | b | final value | 0 | 1 (c1) | 1 |")
+    summed = paired_table(rows, [("a", "b"), ("b", "a")], 0.9, summed=("A", "B")).splitlines()[-2:]
+    assert summed == ["| A | B | env steps to 90% | 1 | 1 | 2 | - | - |", "| A | B | final value | 1 | 1 | 2 | - | - |"]
     assert separated((1, 0.9, 1.1), (2, 1.5, 2.5)) == "below" and separated((1, 0.9, 1.6), (2, 1.5, 2.5)) == "overlap"
 
 

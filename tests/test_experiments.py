@@ -329,6 +329,8 @@ def test_a_pair_must_name_methods_the_report_has():
     fig6 = definitions.check_definitions(definitions.EXPERIMENTS)["meher-fig6-12-fast"]
     with pytest.raises(definitions.BadInput, match="pair .*ppo_her_2ppo"):
         definitions.check_definitions([definitions.replace(fig6, pairs=(("ppo_her_2ppo", "ppo_her"),))])
+    with pytest.raises(definitions.BadInput, match="pairs_summed"):
+        definitions.check_definitions([definitions.replace(fig6, pairs=(), pairs_summed=("a", "b"))])
 
 
 # -- bad input --------------------------------------------------------------------------------------------------
