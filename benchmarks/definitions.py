@@ -38,6 +38,7 @@ class Experiment:
     tag: str = "charts/success_rate"  # the scalar that summarises a run
     also_tags: tuple = ()  # more scalars, each summarised in a table and curves of its own (runs that log it)
     threshold: float = 0.9  # steps and minutes to this level of `tag`
+    also_thresholds: tuple = ()  # more levels of `tag`, each with a table of steps and minutes to it
     cpus_per_run: int = 1  # the default of --cpus-per-run
     analyses: tuple = ()  # extra report sections, from ANALYSES
     compare: tuple = ()  # (experiment, method, label): finished runs of another experiment, reported beside these
@@ -190,14 +191,15 @@ EXPERIMENTS = [
         figure="SHER paper (arXiv 2002.02089) Fig. 4 and Table 1, FetchPush column: SHER (alpha 0.05) vs "
                "DDPG + HER, task defaults, 1 CPU per run",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions={"push": "--env-id FetchPush-v4"},
-        budget=640_000, hours=4, seeds=2, tag="eval/success_rate", cpus_per_run=1, analyses=("delta_s",)),
+        budget=640_000, hours=4, seeds=2, tag="eval/success_rate", also_thresholds=(0.5,), cpus_per_run=1,
+        analyses=("delta_s",)),
     Experiment(
         name="sher-alpha-push",
         figure="SHER paper Fig. 5 (temperature alpha; the paper used FetchSlide) on FetchPush: alpha 0.03 and 0.1, "
                "and alpha 0.05 from sher-vs-ddpg-push read up to the same 320,000 steps; 1 CPU per run",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, hours=2, seeds=2, tag="eval/success_rate",
-        cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
+        also_thresholds=(0.5,), cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
     # Every Predator-Prey experiment of the two Crowder et al. papers; docs/experiments.md has their budget and cuts.
     Experiment(
         name="ppo-her-fig2-fast",
@@ -337,17 +339,18 @@ EXPERIMENTS = [
     Experiment(
         name="sher-vs-ddpg-pick-slide",
         figure="SHER paper Fig. 4 and Table 1, FetchPickAndPlace and FetchSlide columns: SHER (alpha 0.05) vs "
-               "DDPG + HER, task defaults, 2 CPUs per run, success threshold 50%",
+               "DDPG + HER, task defaults, 2 CPUs per run, success thresholds 50% and 90%",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions=FETCH_HARD, budget=1_500_000, hours=15, seeds=2,
-        tag="eval/success_rate", threshold=0.5, cpus_per_run=2, analyses=("delta_s",),
+        tag="eval/success_rate", threshold=0.5, also_thresholds=(0.9,), cpus_per_run=2, analyses=("delta_s",),
         cut="CHER, the paper's third method (not implemented here); 2 seeds, 1,500,000 env steps per run"),
     Experiment(
         name="sher-alpha-slide",
         figure="SHER paper Fig. 5: temperature alpha 0.03 and 0.1 on FetchSlide, and alpha 0.05 from "
-               "sher-vs-ddpg-pick-slide read up to the same 750,000 steps; 2 CPUs per run, success threshold 50%",
+               "sher-vs-ddpg-pick-slide read up to the same 750,000 steps; 2 CPUs per run, success thresholds 50% and 90%",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"slide": FETCH_HARD["slide"]}, budget=750_000, hours=4.4, seeds=2, tag="eval/success_rate",
-        threshold=0.5, cpus_per_run=2, compare=(("sher-vs-ddpg-pick-slide", "sher", "sher_alpha0.05"),),
+        threshold=0.5, also_thresholds=(0.9,), cpus_per_run=2,
+        compare=(("sher-vs-ddpg-pick-slide", "sher", "sher_alpha0.05"),),
         analyses=("delta_s",),
         cut="2 seeds, 750,000 env steps per run (half of sher-vs-ddpg-pick-slide's budget)"),
     Experiment(
@@ -387,6 +390,7 @@ def check_definitions(experiments) -> dict:
         problems = ["duplicate name" if e.name in table else "",
                     "" if e.budget > 0 and e.seeds > 0 and e.cpus_per_run > 0 else "budget, seeds, cpus must be > 0",
                     "" if e.hours >= 0 else "hours must be >= 0",
+                    "" if all(t > 0 for t in e.also_thresholds) else "also_thresholds must be > 0",
                     "" if set(e.analyses) <= set(ANALYSES) else f"analyses must be among {', '.join(ANALYSES)}"]
         labels = {*e.methods, *[label for _, _, label in e.compare]}
         problems += [f"pair {pair!r} names a method it does not have" for pair in e.pairs if not set(pair) <= labels]

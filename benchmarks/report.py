@@ -131,6 +131,12 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
         markdown_table(rows, experiment.threshold, experiment.tag),
         " ".join(f"![]({os.path.basename(p)})" for p in plots),
     ]
+    for threshold in experiment.also_thresholds:
+        pct = f"{threshold:.0%}"
+        parts += [f"## To {pct}", f"The same runs, with env steps and minutes to {pct} (a run that never reached "
+                  f"it counts at the budget or at the minutes it ran).",
+                  markdown_table(summarise(runs, experiment.tag, threshold, experiment.budget, methods, conditions),
+                                 threshold, experiment.tag)]
     if experiment.pairs:
         parts += ["## Side by side", "Separated: the 95% intervals of the two methods on a condition do not overlap.",
                   paired_table(rows, experiment.pairs, experiment.threshold, experiment.pairs_summed)]

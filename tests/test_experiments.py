@@ -907,3 +907,21 @@ def test_only_the_refusal_exit_status_starts_a_run_afresh(tmp_path, monkeypatch,
         assert result["returncode"] == 0 and not workdir.exists()
     else:
         assert result["returncode"] == status and "refused (exit" not in (workdir / "console.log").read_text()
+
+
+def test_a_second_threshold_adds_a_table_of_the_same_runs_reaching_it_sooner():
+    """sher-vs-ddpg-push reports steps to 90% and, with also_thresholds, to 50%: each method reaches 50% no later
+    than 90%, from the same runs; a threshold of 0 is refused."""
+    push = definitions.check_definitions(definitions.EXPERIMENTS)[SMALL]
+    text = report.report_text(push, ROOT / "experiments", draw=False)
+    first, second = text.split("## To 50%")
+
+    def steps(section):
+        rows = [line.split("|") for line in section.split("## ")[0].splitlines() if line.startswith("| push |")]
+        return {row[2].strip(): float(row[5].split("[")[0].replace(",", "")) for row in rows}
+
+    to_90, to_50 = steps(first), steps(second)
+    assert set(to_90) == set(to_50) == {"her_ddpg", "sher"}
+    assert all(to_50[m] <= to_90[m] for m in to_90) and to_50 != to_90
+    with pytest.raises(definitions.BadInput, match="also_thresholds"):
+        definitions.check_definitions([definitions.replace(push, also_thresholds=(0,))])
