@@ -262,7 +262,7 @@ EXPERIMENTS = [
                "configuration, no early stop",
         methods={f"meher{d}targeted": f"meher --s-ratio {d} --failure targeted {NO_STOP}"
                  for d in TARGETED_SRATIOS},
-        conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, hours=2.9, seeds=5,
+        conditions=TWELVE_CONDITIONS, flags=FAST, budget=150_000, hours=2.8, seeds=5,
         compare=tuple(("meher-sratio-12-fast", f"meher{d}", f"meher{d}") for d in TARGETED_SRATIOS),
         pairs=tuple((f"meher{d}targeted", f"meher{d}") for d in TARGETED_SRATIOS),
         pairs_summed=("targeted, every S-ratio", "random, same S-ratio"),
