@@ -189,7 +189,8 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
 # records were committed); each waits for its experiment's rerun. `check` fails on any other table it cannot check,
 # and on an entry here whose experiment has a record of every run (regenerate its table, then drop the entry).
 WAITING = {
-    "meher-paper-defaults": "made from uncommitted runs, before records were committed; its 15 runs have no record yet",
+    "meher-paper-defaults": "made from uncommitted runs, before records were committed; its own 15 runs have records "
+                            "now, the PPO-HER it borrows (ppo-vs-ppo-her, seeds 4-5) not yet",
 }
 
 
