@@ -199,7 +199,8 @@ EXPERIMENTS = [
                "and alpha 0.05 from sher-vs-ddpg-push read up to the same 320,000 steps; 1 CPU per run",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, hours=2, seeds=2, tag="eval/success_rate",
-        also_thresholds=(0.5,), cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),), analyses=("delta_s",)),
+        also_thresholds=(0.5,), cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),),
+        analyses=("delta_s",)),
     # Every Predator-Prey experiment of the two Crowder et al. papers; docs/experiments.md has their budget and cuts.
     Experiment(
         name="ppo-her-fig2-fast",
@@ -346,7 +347,8 @@ EXPERIMENTS = [
     Experiment(
         name="sher-alpha-slide",
         figure="SHER paper Fig. 5: temperature alpha 0.03 and 0.1 on FetchSlide, and alpha 0.05 from "
-               "sher-vs-ddpg-pick-slide read up to the same 750,000 steps; 2 CPUs per run, success thresholds 50% and 90%",
+               "sher-vs-ddpg-pick-slide read up to the same 750,000 steps; 2 CPUs per run, success thresholds 50% "
+               "and 90%",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
         conditions={"slide": FETCH_HARD["slide"]}, budget=750_000, hours=4.4, seeds=2, tag="eval/success_rate",
         threshold=0.5, also_thresholds=(0.9,), cpus_per_run=2,

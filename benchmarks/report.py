@@ -132,7 +132,7 @@ def report_text(experiment: Experiment, logs=LOGS, out=None, experiments=None, d
         " ".join(f"![]({os.path.basename(p)})" for p in plots),
     ]
     for threshold in experiment.also_thresholds:
-        pct = f"{threshold:.0%}"
+        pct = f"{threshold:g}" if threshold > 1 else f"{threshold:.0%}"  # as markdown_table's columns say it
         parts += [f"## To {pct}", f"The same runs, with env steps and minutes to {pct} (a run that never reached "
                   f"it counts at the budget or at the minutes it ran).",
                   markdown_table(summarise(runs, experiment.tag, threshold, experiment.budget, methods, conditions),
