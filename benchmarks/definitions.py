@@ -191,14 +191,14 @@ EXPERIMENTS = [
         figure="SHER paper (arXiv 2002.02089) Fig. 4 and Table 1, FetchPush column: SHER (alpha 0.05) vs "
                "DDPG + HER, task defaults, 1 CPU per run",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions={"push": "--env-id FetchPush-v4"},
-        budget=640_000, hours=4, seeds=2, tag="eval/success_rate", also_thresholds=(0.5,), cpus_per_run=1,
+        budget=640_000, hours=9.2, seeds=5, tag="eval/success_rate", also_thresholds=(0.5,), cpus_per_run=1,
         analyses=("delta_s",)),
     Experiment(
         name="sher-alpha-push",
         figure="SHER paper Fig. 5 (temperature alpha; the paper used FetchSlide) on FetchPush: alpha 0.03 and 0.1, "
                "and alpha 0.05 from sher-vs-ddpg-push read up to the same 320,000 steps; 1 CPU per run",
         methods={"sher_alpha0.03": "sher --alpha 0.03", "sher_alpha0.1": "sher --alpha 0.1"},
-        conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, hours=2, seeds=2, tag="eval/success_rate",
+        conditions={"push": "--env-id FetchPush-v4"}, budget=320_000, hours=4.6, seeds=5, tag="eval/success_rate",
         also_thresholds=(0.5,), cpus_per_run=1, compare=(("sher-vs-ddpg-push", "sher", "sher_alpha0.05"),),
         analyses=("delta_s",)),
     # Every Predator-Prey experiment of the two Crowder et al. papers; docs/experiments.md has their budget and cuts.
@@ -319,7 +319,7 @@ EXPERIMENTS = [
                "task defaults, 1 CPU per run, summarised by training and by test success, beside ppo-fetch-reach "
                "under the same load (two runs at a time)",
         methods={"her_ddpg": "her_ddpg", "sher": "sher"}, conditions={"reach": "--env-id FetchReach-v4"},
-        budget=10_000, hours=0.1, seeds=3, also_tags=("eval/success_rate",), analyses=("delta_s",),
+        budget=10_000, hours=0.3, seeds=5, also_tags=("eval/success_rate",), analyses=("delta_s",),
         cut="the papers' FetchReach runs were longer; 10,000 env steps (the scripts' FetchReach default) reach 90% "
             "test success"),
     Experiment(
