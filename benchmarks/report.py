@@ -188,10 +188,7 @@ def write_report(experiment: Experiment, logs=LOGS, results=RESULTS, experiments
 # record, or not all of them, because the table was made from logs that never entered the repository (before
 # records were committed); each waits for its experiment's rerun. `check` fails on any other table it cannot check,
 # and on an entry here whose experiment has a record of every run (regenerate its table, then drop the entry).
-WAITING = {
-    "meher-paper-defaults": "made from uncommitted runs, before records were committed; its own 15 runs have records "
-                            "now, the PPO-HER it borrows (ppo-vs-ppo-her, seeds 4-5) not yet",
-}
+WAITING = {}
 
 
 def check_tables(experiments: dict, logs=LOGS, results=RESULTS) -> tuple[list, list, list, list]:
