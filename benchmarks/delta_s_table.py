@@ -1,7 +1,8 @@
 """The SHER paper's Table 1 from our logs: mean delta_S = |S_train - S_test| (its eq. (17)) over a run's epochs,
 one row per task and method, the interquartile mean over seeds with a 95% bootstrap interval. A method that
 learns sooner spends fewer epochs climbing, where delta_S is largest, so a second column averages each run over
-only the epochs whose test success lies in [0.1, 0.9]: delta_S while learning, whatever the speed. Compare
+only the epochs whose test success lies in [0.1, 0.9]: delta_S while learning, whatever the speed. The last column
+is the paper's own value for the method and task, where it has one. Compare
 methods only over the same budget: every run is cut at the budget. Several experiment folders give one table
 (each task's runs to their own length where no budget is given).
 
@@ -22,6 +23,15 @@ from run_logs import table_from_command_line  # noqa: E402
 TAG = "stability/delta_s"
 TEST_TAG = "eval/success_rate"
 BAND = (0.1, 0.9)  # test success while a run is learning
+# The SHER paper's Table 1 (mean delta_S per task; HER is DDPG + HER, SHER is SAC + HER at alpha 0.05), printed
+# beside our runs of the same method: her_ddpg.py, and sher.py at its default alpha 0.05
+PAPER_TABLE_1 = {
+    "HER": dict(FReach=0.021, FPush=0.035, FPandP=0.156, FSlide=0.218, HReach=0.195, HEgg=0.145, HBlock=0.152,
+                HPen=0.074),
+    "SHER": dict(FReach=0.011, FPush=0.014, FPandP=0.079, FSlide=0.116, HReach=0.137, HEgg=0.098, HBlock=0.093,
+                 HPen=0.059),
+}
+PAPER_METHOD = {"her_ddpg": "HER", "sher": "SHER", "sher_alpha0.05": "SHER"}  # our method labels -> Table 1's rows
 SHORT = {"FetchReach": "FReach", "FetchPush": "FPush", "FetchPickAndPlace": "FPandP", "FetchSlide": "FSlide",
          "HandReach": "HReach", "HandManipulateEgg": "HEgg", "HandManipulateBlock": "HBlock",
          "HandManipulatePen": "HPen"}
@@ -54,14 +64,15 @@ def delta_s_table(runs, budget=10**12, methods=None) -> str:
     methods = [m for m in (methods or sorted({m for m, _ in table})) if any(k[0] == m for k in table)]
     tasks = sorted({task for _, task in table})
     lines = [f"| task | method | seeds | mean delta_S | mean delta_S while test success is in [{BAND[0]}, {BAND[1]}] "
-             "| such epochs per run |", "|-|-|-|-|-|-|"]
+             "| such epochs per run | the paper's Table 1 |", "|-|-|-|-|-|-|-|"]
     for task in tasks:
         for method in [m for m in methods if (m, task) in table]:
             whole, in_band, epochs = np.array(table[method, task], float).T
             learning = in_band[~np.isnan(in_band)]
             band = f"{format_ci(iqm_ci(learning), '.3f')} ({len(learning)})" if len(learning) else "- (0)"
+            paper = PAPER_TABLE_1.get(PAPER_METHOD.get(method), {}).get(task)
             lines.append(f"| {task} | {method} | {len(whole)} | {format_ci(iqm_ci(whole), '.3f')} | {band} "
-                         f"| {iqm(epochs):.1f} |")
+                         f"| {iqm(epochs):.1f} | {'-' if paper is None else f'{paper:.3f}'} |")
     return "\n".join(lines)
 
 
