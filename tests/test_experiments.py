@@ -215,8 +215,8 @@ PAPER_GRIDS = {  # name: (methods, conditions, seeds), counted from the papers' 
     "ppo-fetch-push": (3, 1, 2),  # PPO, PPO-HER, MEHER 0.6
     "ppo-fetch-slide-pick": (2, 2, 2),  # PPO, PPO-HER x FetchSlide, FetchPickAndPlace
     "off-policy-fetch-reach": (2, 1, 5),  # her_ddpg, sher beside ppo-fetch-reach
-    "sher-vs-ddpg-pick-slide": (2, 2, 2),
-    "sher-alpha-slide": (2, 1, 2),  # alpha 0.03, 0.1 (0.05 borrowed)
+    "sher-vs-ddpg-pick-slide": (2, 2, 5),
+    "sher-alpha-slide": (2, 1, 5),  # alpha 0.03, 0.1 (0.05 borrowed)
     "sher-vs-ddpg-hand": (2, 4, 1),
     "sher-alpha-hand-reach": (2, 1, 1),  # alpha 0.01, --autotune (0.05 and her_ddpg borrowed)
 }
