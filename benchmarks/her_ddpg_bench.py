@@ -4,7 +4,7 @@
     python benchmarks/her_ddpg_bench.py --only reach
     python benchmarks/her_ddpg_bench.py --only throughput
     python benchmarks/her_ddpg_bench.py --script sher --only reach   # the same parts for algorithms/sher.py
-    python benchmarks/her_ddpg_bench.py --only layout --env-id FetchPickAndPlace-v4   # (c), about 6 minutes
+    python benchmarks/her_ddpg_bench.py --only layout --env-id FetchPickAndPlace-v4   # (c), 6-10 minutes
 
 (a) FetchReach-v4 with the default flags and seed 1: env steps and seconds (the script's own clock, started
     after the envs are made) until the first epoch whose test success is >= 0.95, and the final test success.
