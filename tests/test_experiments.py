@@ -845,7 +845,7 @@ def test_check_fails_on_a_table_whose_experiment_has_no_record_unless_it_waits_f
     assert "every run of sher-vs-ddpg-push has a record: regenerate the table" in unchecked[0][1]
 
 
-SMALL = "sher-vs-ddpg-push"  # an experiment whose 4 committed runs (seeds 1-2) are quick to check
+SMALL = "sher-vs-ddpg-push"  # an experiment whose few committed runs are quick to check
 
 
 def copy_of_committed(tmp_path) -> tuple[Path, Path]:
@@ -861,7 +861,7 @@ def test_check_fails_on_a_table_edited_by_hand(tmp_path):
     assert check_cli("--logs", str(logs), "--results", str(results)).returncode == 0
     table = results / SMALL / "table.md"
     text = table.read_text()
-    table.write_text(text.replace("| push | sher | 2 | 2/2 |", "| push | sher | 2 | 1/2 |"))
+    table.write_text(text.replace("| push | sher |", "| push | SHER |", 1))  # any seed count
     assert table.read_text() != text
     out = check_cli("--logs", str(logs), "--results", str(results))
     assert out.returncode == 1 and f"differs: {table}" in out.stderr, out.stdout + out.stderr
