@@ -845,7 +845,7 @@ def test_check_fails_on_a_table_whose_experiment_has_no_record_unless_it_waits_f
     assert "every run of sher-vs-ddpg-push has a record: regenerate the table" in unchecked[0][1]
 
 
-SMALL = "sher-vs-ddpg-push"  # an experiment whose few committed runs are quick to check
+SMALL = "sher-vs-ddpg-push"  # a complete experiment of 10 records, quick to check
 
 
 def copy_of_committed(tmp_path) -> tuple[Path, Path]:
